@@ -1,0 +1,1 @@
+"""Operator catalogs in the file-based catalog (FBC) format: model, loading and bundle selection."""
