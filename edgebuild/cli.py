@@ -1,0 +1,285 @@
+"""The `edgebuild` command: parses arguments, calls the stages, prints results.
+
+Exit codes a pipeline can trust: 0 success, 1 the job failed, 2 bad usage or invalid configuration.
+No stage logic lives here; every subcommand is a thin handler over a stage module.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+from . import __version__
+from .errors import EdgebuildError, UsageError
+
+log = logging.getLogger("edgebuild")
+
+IMAGE_TYPES = ("edge-commit", "edge-container", "edge-installer")
+
+
+def _bool_flag(text: str) -> bool:
+    """skopeo-style boolean option value: `--dest-tls-verify=false`."""
+    value = text.strip().lower()
+    if value in ("true", "1", "yes"):
+        return True
+    if value in ("false", "0", "no"):
+        return False
+    raise argparse.ArgumentTypeError(f"expected true or false, got {text!r}")
+
+
+def _key_value(text: str) -> tuple[str, str]:
+    ref, sep, path = text.partition("=")
+    if not sep or not ref or not path:
+        raise argparse.ArgumentTypeError(f"expected REF=PATH, got {text!r}")
+    return ref, path
+
+
+def _common_parent() -> argparse.ArgumentParser:
+    common = argparse.ArgumentParser(add_help=False)
+    group = common.add_argument_group("common options")
+    group.add_argument("--src-tls-verify", type=_bool_flag, nargs="?", const=True, default=True, metavar="BOOL",
+                       help="verify TLS of source registries (false also allows plain HTTP), default true")
+    group.add_argument("--dest-tls-verify", type=_bool_flag, nargs="?", const=True, default=True, metavar="BOOL",
+                       help="verify TLS of the destination registry (false also allows plain HTTP), default true")
+    group.add_argument("--authfile", metavar="FILE",
+                       help="registry auth file (default: REGISTRY_AUTH_FILE, then "
+                            "$XDG_RUNTIME_DIR/containers/auth.json, then ~/.docker/config.json)")
+    group.add_argument("--cert-dir", metavar="DIR", help="directory of CA certificates (*.crt) for registries")
+    group.add_argument("--arch", choices=("amd64", "arm64"), default=None,
+                       help="device architecture: keep only that platform of multi-arch images "
+                            "(default: keep manifest lists whole)")
+    group.add_argument("-q", "--quiet", action="store_true", help="print only errors and the result")
+    group.add_argument("-v", "--verbose", action="count", default=0, help="more log output (-vv for debug)")
+    return common
+
+
+def _add_config(p: argparse.ArgumentParser, required: bool = True) -> None:
+    p.add_argument("-c", "--config", required=required, metavar="ISC",
+                   help="ImageSetConfiguration file (mirror.openshift.io/v1alpha2 or v2alpha1)")
+    p.add_argument("--catalog-content", type=_key_value, action="append", default=[], metavar="REF=PATH",
+                   help="take the FBC of catalog REF from a local directory or OCI layout instead of the registry")
+
+
+def _add_render_options(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("render options")
+    g.add_argument("--distro", default="rhel-94", help="blueprint distro, default rhel-94")
+    g.add_argument("--microshift-version", metavar="V", help="pin microshift packages to this version, e.g. 4.17.1")
+    g.add_argument("--release-info", action="append", default=[], metavar="FILE",
+                   help="MicroShift release-info JSON (release-<arch>.json, release-olm-<arch>.json) whose images "
+                        "are embedded too; repeatable")
+    g.add_argument("--blueprint-name", default="microshift-edge", help="blueprint name, default microshift-edge")
+    g.add_argument("--blueprint-version", default="0.0.1", help="blueprint version (semver), default 0.0.1")
+    g.add_argument("--insecure-mirror", action="store_true",
+                   help="mark the mirror insecure in the device drop-in (plain HTTP or self-signed TLS)")
+    g.add_argument("--block-original-registries", action="store_true",
+                   help="block the original registries on the device (air-gapped: only the mirror is used)")
+    g.add_argument("--mirror-ca", metavar="FILE",
+                   help="CA certificate of the mirror, installed under /etc/pki/ca-trust/source/anchors/")
+    g.add_argument("--subscription-config", metavar="FILE",
+                   help="YAML overriding namespace, installPlanApproval and config per package")
+    g.add_argument("--catalog-poll-interval", metavar="DURATION",
+                   help="enable CatalogSource updateStrategy polling (e.g. 30m); off by default on a device")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    common = _common_parent()
+    parser = argparse.ArgumentParser(
+        prog="edgebuild",
+        description="Build RHEL for Edge images with MicroShift operators from an oc-mirror ImageSetConfiguration.")
+    parser.add_argument("--version", action="version", version=f"edgebuild {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    p = sub.add_parser("init", parents=[common], help="print a commented ImageSetConfiguration")
+    p.add_argument("--catalog", metavar="REF", help="operator catalog image")
+    p.add_argument("--package", metavar="P", help="operator package")
+    p.add_argument("--channel", metavar="C", help="channel of the package")
+    p.add_argument("--api-version", choices=("v1alpha2", "v2alpha1"), default="v1alpha2",
+                   help="v1alpha2 = oc-mirror v1 rules (adds dependencies), v2alpha1 = oc-mirror v2 rules")
+    p.set_defaults(handler=cmd_init)
+
+    p = sub.add_parser("list", help="list catalogs or operators")
+    lsub = p.add_subparsers(dest="what", metavar="WHAT", required=True)
+    lp = lsub.add_parser("catalogs", parents=[common], help="Red Hat operator catalogs of an OpenShift version")
+    lp.add_argument("--version", required=True, metavar="4.N", help="OpenShift version, e.g. 4.15")
+    lp.add_argument("--format", choices=("text", "json"), default="text")
+    lp.set_defaults(handler=cmd_list_catalogs)
+    lp = lsub.add_parser("operators", parents=[common],
+                         help="packages of a catalog, channels of a package, versions of a channel")
+    lp.add_argument("--catalog", required=True, metavar="REF", help="catalog: registry image, oci://PATH or directory")
+    lp.add_argument("--package", metavar="P")
+    lp.add_argument("--channel", metavar="C")
+    lp.add_argument("--catalog-content", type=_key_value, action="append", default=[], metavar="REF=PATH")
+    lp.add_argument("--format", choices=("text", "json"), default="text")
+    lp.set_defaults(handler=cmd_list_operators)
+
+    p = sub.add_parser("plan", parents=[common], help="print the image set and its mirror mapping")
+    _add_config(p)
+    p.add_argument("--to", metavar="docker://HOST[:PORT][/NS]", help="mirror, to compute destinations")
+    p.add_argument("--format", choices=("text", "json"), default="text")
+    p.set_defaults(handler=cmd_plan)
+
+    p = sub.add_parser("mirror", parents=[common], help="copy the image set: to a registry, to disk, or from disk")
+    _add_config(p)
+    p.add_argument("--to", required=True, metavar="docker://HOST[:PORT][/NS]|file://DIR")
+    p.add_argument("--from", dest="from_", metavar="file://DIR", help="mirror from a disk copy made with --to file://")
+    p.add_argument("--dry-run", action="store_true", help="print the mapping (source=destination), copy nothing")
+    p.add_argument("--parallel", type=int, default=4, metavar="N", help="images copied at once, default 4")
+    p.set_defaults(handler=cmd_mirror)
+
+    p = sub.add_parser("render", parents=[common], help="write drop-in, manifests, cluster resources and blueprint")
+    _add_config(p)
+    p.add_argument("--mirror", required=True, metavar="HOST[:PORT][/NS]", help="the mirror the device pulls from")
+    p.add_argument("-o", "--output", required=True, metavar="OUTDIR")
+    _add_render_options(p)
+    p.set_defaults(handler=cmd_render)
+
+    p = sub.add_parser("build", parents=[common], help="plan + mirror + render + verify: the main job")
+    _add_config(p)
+    p.add_argument("--to", required=True, metavar="docker://HOST[:PORT][/NS]")
+    p.add_argument("-o", "--output", required=True, metavar="OUTDIR")
+    p.add_argument("--parallel", type=int, default=4, metavar="N")
+    p.add_argument("--skip-verify", action="store_true", help="do not run the offline device check")
+    _add_render_options(p)
+    p.set_defaults(handler=cmd_build)
+
+    p = sub.add_parser("verify", parents=[common], help="prove offline that the image has every image it needs")
+    p.add_argument("outdir", metavar="OUTDIR")
+    p.add_argument("--root", metavar="DIR", help="where to lay out the device root (default: OUTDIR/.verify-root)")
+    p.add_argument("--format", choices=("text", "json"), default="text")
+    p.set_defaults(handler=cmd_verify)
+
+    p = sub.add_parser("compose", parents=[common], help="submit the blueprint to osbuild-composer")
+    p.add_argument("blueprint", metavar="BLUEPRINT.toml")
+    p.add_argument("--type", required=True, choices=IMAGE_TYPES, dest="image_type")
+    p.add_argument("--wait", action="store_true", help="wait for the compose to finish")
+    p.add_argument("--download", metavar="DIR", help="download the image here when it finishes (implies --wait)")
+    p.add_argument("--socket", metavar="PATH", help="Weldr API socket, default /run/weldr/api.socket")
+    p.add_argument("--cloud-api", metavar="URL",
+                   help="Cloud API of a composer with remote workers (https://HOST or unix:///PATH)")
+    p.add_argument("--token-file", metavar="FILE", help="bearer token for --cloud-api (never printed)")
+    p.add_argument("--ref", help="ostree ref, e.g. rhel/9/x86_64/edge")
+    p.add_argument("--parent", help="ostree parent commit or ref (upgrades)")
+    p.add_argument("--url", help="ostree repo URL (edge-installer: the served edge-container)")
+    p.add_argument("--timeout", type=int, default=7200, metavar="SECONDS", help="give up waiting after this long")
+    p.set_defaults(handler=cmd_compose)
+
+    p = sub.add_parser("convert", parents=[common], help="turn an oc-mirror ICSP or IDMS file into a CRI-O drop-in")
+    p.add_argument("kind", choices=("icsp", "idms"))
+    p.add_argument("file", metavar="FILE")
+    p.add_argument("-o", "--output", metavar="FILE", help="write here instead of standard output")
+    p.add_argument("--insecure-mirror", action="store_true")
+    p.set_defaults(handler=cmd_convert)
+    return parser
+
+
+# --------------------------------------------------------------------------------------------------
+# Handlers
+
+
+def cmd_init(args: argparse.Namespace) -> int:
+    from .init_config import initial_config
+    sys.stdout.write(initial_config(api_version=args.api_version, catalog=args.catalog, package=args.package,
+                                    channel=args.channel))
+    return 0
+
+
+def cmd_list_catalogs(args: argparse.Namespace) -> int:
+    from .catalog.listing import redhat_catalogs
+    catalogs = redhat_catalogs(args.version)
+    if args.format == "json":
+        print(json.dumps({"version": args.version, "catalogs": catalogs}, indent=2))
+    else:
+        print(f"Red Hat operator catalogs for OpenShift {args.version}:")
+        for ref in catalogs:
+            print(f"  {ref}")
+        print("(not confirmed against registry.redhat.io: it is not reachable from here; "
+              "use 'edgebuild list operators --catalog REF' where it is)")
+    return 0
+
+
+def cmd_list_operators(args: argparse.Namespace) -> int:
+    from .catalog import listing
+    from .pipeline import load_catalog
+    if args.channel and not args.package:
+        raise UsageError("--channel needs --package")
+    catalog = load_catalog(args.catalog, args)
+    if args.format == "json":
+        data = listing.to_json(catalog, args.package, args.channel)
+        print(json.dumps(data, indent=2))
+    else:
+        sys.stdout.write(listing.format_text(catalog, args.package, args.channel))
+    return 0
+
+
+def cmd_plan(args: argparse.Namespace) -> int:
+    from .pipeline import make_plan, print_plan_text
+    plan = make_plan(args)
+    if args.format == "json":
+        sys.stdout.write(plan.dumps())
+    else:
+        print_plan_text(plan, sys.stdout)
+    return 1 if plan.errors else 0
+
+
+def cmd_mirror(args: argparse.Namespace) -> int:
+    from .pipeline import run_mirror
+    return run_mirror(args)
+
+
+def cmd_render(args: argparse.Namespace) -> int:
+    from .pipeline import run_render
+    return run_render(args)
+
+
+def cmd_build(args: argparse.Namespace) -> int:
+    from .pipeline import run_build
+    return run_build(args)
+
+
+def cmd_verify(args: argparse.Namespace) -> int:
+    from .pipeline import run_verify
+    return run_verify(args)
+
+
+def cmd_compose(args: argparse.Namespace) -> int:
+    from .pipeline import run_compose
+    return run_compose(args)
+
+
+def cmd_convert(args: argparse.Namespace) -> int:
+    from .pipeline import run_convert
+    return run_convert(args)
+
+
+def _setup_logging(args: argparse.Namespace) -> None:
+    level = logging.WARNING if getattr(args, "quiet", False) else logging.INFO
+    if getattr(args, "verbose", 0) >= 2:
+        level = logging.DEBUG
+    logging.basicConfig(level=level, format="%(message)s", stream=sys.stderr)
+    if getattr(args, "verbose", 0) < 2:
+        # httpx logs every request (with URLs) at INFO: keep it for -vv only.
+        logging.getLogger("httpx").setLevel(logging.WARNING)
+        logging.getLogger("httpcore").setLevel(logging.WARNING)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    _setup_logging(args)
+    handler: Callable[[argparse.Namespace], int] = args.handler
+    try:
+        return handler(args)
+    except EdgebuildError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,44 @@
+"""Shared test setup: where ../shared is, and tools that must exist.
+
+In CI (CI=true) a missing tool fails the test instead of skipping it: a green run must mean the
+real registry, skopeo, kustomize and podman were exercised.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED = REPO.parent / "shared"
+
+# The registry fixtures (a real docker-registry per test) live in their own module.
+pytest_plugins = ["tests.registry_fixtures"] if (REPO / "tests" / "registry_fixtures.py").exists() else []
+
+
+def require_tool(name: str) -> str:
+    """The path of a command-line tool; skip (or fail in CI) when it is not installed."""
+    path = shutil.which(name) or (f"/usr/bin/{name}" if os.path.exists(f"/usr/bin/{name}") else None)
+    if path is None:
+        message = f"{name} is not installed (scripts/setup.sh installs it)"
+        if os.environ.get("CI"):
+            pytest.fail(message)
+        pytest.skip(message)
+    return path
+
+
+def require_shared() -> Path:
+    """../shared beside the repo; absent in a user's clone, always present in CI."""
+    if not SHARED.is_dir():
+        if os.environ.get("CI"):
+            pytest.fail(f"{SHARED} is missing in CI")
+        pytest.skip("../shared is not present beside the repository")
+    return SHARED
+
+
+@pytest.fixture
+def shared_dir() -> Path:
+    return require_shared()
