@@ -1,18 +1,23 @@
 """Load a file-based catalog from a directory of JSON streams and YAML files.
 
-Blobs are read one at a time and reduced to the model at once (see model.py), so memory follows
+Catalog images ship JSON streams of hundreds of MB. They are read in chunks and decoded one blob
+at a time; each blob is reduced to the model at once (see model.py) and dropped, so memory follows
 the size of the model, not of the files. YAML scalars are all read as strings or plain numbers:
 timestamps such as `createdAt` stay exactly the text they were.
+
+Errors name the file and the line where the offending blob starts, so a user can open it.
 """
 
 from __future__ import annotations
 
 import base64
+import codecs
 import json
 import os
-from collections.abc import Iterable, Iterator
+import re
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import yaml
 
@@ -21,6 +26,11 @@ from .model import (GVK, SCHEMA_BUNDLE, SCHEMA_CHANNEL, SCHEMA_DEPRECATIONS, SCH
                     Channel, ChannelEntry, Package, PackageRequirement, RelatedImage)
 
 _BaseLoader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+CATALOG_SUFFIXES = (".json", ".yaml", ".yml")
+_READ_CHARS = 1 << 20  # first read size; grows while one blob does not fit
+_WHITESPACE_RE = re.compile(r"[ \t\r\n]*")
+# A JSON decode error this close to the end of the buffer may just mean the blob continues.
+_TRUNCATION_MARGIN = 32
 
 
 class _FbcYamlLoader(_BaseLoader):  # type: ignore[misc, valid-type]
@@ -34,64 +44,156 @@ _FbcYamlLoader.yaml_implicit_resolvers = {
 _FbcYamlLoader.add_constructor("tag:yaml.org,2002:timestamp", _BaseLoader.construct_yaml_str)
 
 
+# --------------------------------------------------------------------------------------------------
+# Reading blobs
+
+
 def iter_json_stream(text: str, origin: str) -> Iterator[dict[str, Any]]:
-    """Yield the JSON values of a stream of concatenated JSON objects (the format opm writes)."""
-    decoder = json.JSONDecoder()
-    pos, end = 0, len(text)
+    """Yield the JSON values of an in-memory stream of concatenated JSON objects (the format opm writes)."""
+    pieces = iter((text,))
+    for _line, blob in _iter_json_text(lambda _size: next(pieces, ""), origin):
+        yield blob
+
+
+def iter_json_file(stream: BinaryIO, origin: str) -> Iterator[tuple[int, dict[str, Any]]]:
+    """(line, blob) for each object of a JSON stream read incrementally from a binary file.
+
+    Only the current blob and one read buffer are held, never the whole file.
+    """
+    decoder = codecs.getincrementaldecoder("utf-8")()
+
+    def read(size: int) -> str:
+        while True:
+            data = stream.read(size)
+            try:
+                text = decoder.decode(data, final=not data)
+            except UnicodeDecodeError as exc:
+                raise CatalogError(f"{origin}: not UTF-8 text ({exc.reason})",
+                                   "catalog files must be UTF-8 JSON or YAML") from None
+            if text or not data:
+                return text
+
+    yield from _iter_json_text(read, origin)
+
+
+def _iter_json_text(read: Callable[[int], str], origin: str) -> Iterator[tuple[int, dict[str, Any]]]:
+    """Decode objects from text returned by `read(size)` ("" at the end), one buffer at a time.
+
+    While a blob does not fit in the buffer, the buffer keeps the blob's start and at least doubles,
+    so a blob is decoded at most a few times whatever its size. `line` counts the newlines consumed
+    so far, to report where each blob starts.
+    """
+    raw_decode = json.JSONDecoder().raw_decode
+    buf, pos, eof = "", 0, False
+    line, mark = 1, 0  # `line` is the line number at buf[mark]
     while True:
-        while pos < end and text[pos] in " \t\r\n":
-            pos += 1
-        if pos >= end:
-            return
+        pos = _WHITESPACE_RE.match(buf, pos).end()  # type: ignore[union-attr]
+        line += buf.count("\n", mark, pos)
+        mark = pos
+        if pos >= len(buf):
+            if eof:
+                return
+            buf, pos, mark = read(_READ_CHARS), 0, 0
+            eof = not buf
+            continue
         try:
-            value, pos = decoder.raw_decode(text, pos)
+            value, end = raw_decode(buf, pos)
         except json.JSONDecodeError as exc:
-            raise CatalogError(f"{origin}: invalid JSON at line {exc.lineno} column {exc.colno}: {exc.msg}") from None
+            incomplete = len(buf) - exc.pos < _TRUNCATION_MARGIN or exc.msg.startswith("Unterminated string")
+            if not incomplete or eof:
+                err_line = line + buf.count("\n", pos, exc.pos)
+                what = "truncated JSON (the file ends inside a value)" if incomplete else f"invalid JSON: {exc.msg}"
+                raise CatalogError(f"{origin}:{err_line}: {what}",
+                                   "re-create the catalog file, e.g. with `opm render`") from None
+            # The blob continues past the buffer: keep its start, read at least as much again.
+            buf, pos, mark = buf[pos:], 0, 0
+            more = read(max(_READ_CHARS, len(buf)))
+            eof = not more
+            buf += more
+            continue
         if not isinstance(value, dict):
-            raise CatalogError(f"{origin}: expected a JSON object, found {type(value).__name__}")
-        yield value
+            raise CatalogError(f"{origin}:{line}: expected a JSON object, found {type(value).__name__}")
+        yield line, value
+        pos = end
 
 
 def iter_yaml_stream(stream: Any, origin: str) -> Iterator[dict[str, Any]]:
+    """Yield the mapping documents of a YAML stream (timestamps kept as strings)."""
+    for _line, doc in iter_yaml_docs(stream, origin):
+        yield doc
+
+
+def iter_yaml_docs(stream: Any, origin: str) -> Iterator[tuple[int, dict[str, Any]]]:
+    """(line, document) for each mapping document of a YAML stream, one document in memory at a time."""
+    loader = _FbcYamlLoader(stream)
     try:
-        for doc in yaml.load_all(stream, Loader=_FbcYamlLoader):
+        while loader.check_node():
+            node = loader.get_node()
+            line = node.start_mark.line + 1 if node is not None else 0
+            doc = loader.construct_document(node) if node is not None else None
             if doc is None:
                 continue
             if not isinstance(doc, dict):
-                raise CatalogError(f"{origin}: expected a mapping document, found {type(doc).__name__}")
-            yield doc
+                raise CatalogError(f"{origin}:{line}: expected a mapping document, found {type(doc).__name__}")
+            yield line, doc
     except yaml.YAMLError as exc:
         raise CatalogError(f"{origin}: invalid YAML: {exc}") from None
+    finally:
+        loader.dispose()
+
+
+def iter_file_blobs_located(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
+    """(line, blob) of one catalog file: .json (a JSON stream) or .yaml/.yml (a YAML stream)."""
+    suffix = path.suffix.lower()
+    if suffix not in CATALOG_SUFFIXES:
+        return
+    try:
+        fh = path.open("rb")
+    except OSError as exc:
+        raise CatalogError(f"{path}: cannot read catalog file: {exc.strerror}") from None
+    with fh:
+        if suffix == ".json":
+            yield from iter_json_file(fh, str(path))
+        else:
+            yield from iter_yaml_docs(fh, str(path))
 
 
 def iter_file_blobs(path: Path) -> Iterator[dict[str, Any]]:
     """Blobs of one catalog file: .json (a JSON stream) or .yaml/.yml (a YAML stream)."""
-    suffix = path.suffix.lower()
-    if suffix == ".json":
-        yield from iter_json_stream(path.read_text(encoding="utf-8"), str(path))
-    elif suffix in (".yaml", ".yml"):
-        with path.open("rb") as fh:
-            yield from iter_yaml_stream(fh, str(path))
+    for _line, blob in iter_file_blobs_located(path):
+        yield blob
 
 
-def iter_dir_blobs(root: Path) -> Iterator[dict[str, Any]]:
-    """Every blob under a catalog directory, in a stable (sorted) file order, as opm walks it.
+def iter_catalog_files(root: Path) -> Iterator[Path]:
+    """Catalog files under a directory in a stable (sorted) order, as opm walks it.
 
-    Symlinks are not followed out of the tree, and hidden files are skipped (as opm's walker does
-    with `.indexignore`-style conventions: dot files are never catalog content).
+    Symlinks are not followed out of the tree, and hidden files are skipped (dot files are never
+    catalog content; opm skips them too).
     """
     if not root.is_dir():
-        raise CatalogError(f"catalog directory {root} does not exist or is not a directory")
+        raise CatalogError(f"catalog directory {root} does not exist or is not a directory",
+                           "give a directory that holds the catalog's JSON or YAML files")
     real_root = root.resolve()
     for dirpath, dirnames, filenames in os.walk(root):
         dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
         for name in sorted(filenames):
-            if name.startswith("."):
+            if name.startswith(".") or not name.lower().endswith(CATALOG_SUFFIXES):
                 continue
             path = Path(dirpath) / name
             if path.is_symlink() and not path.resolve().is_relative_to(real_root):
-                raise CatalogError(f"{path}: symlink points outside the catalog directory")
-            yield from iter_file_blobs(path)
+                raise CatalogError(f"{path}: symlink points outside the catalog directory {root}",
+                                   "replace the link by the file it points to")
+            yield path
+
+
+def iter_dir_blobs(root: Path) -> Iterator[dict[str, Any]]:
+    """Every blob under a catalog directory, in a stable (sorted) file order."""
+    for path in iter_catalog_files(Path(root)):
+        yield from iter_file_blobs(path)
+
+
+# --------------------------------------------------------------------------------------------------
+# Reducing blobs to the model
 
 
 class CatalogBuilder:
@@ -106,35 +208,52 @@ class CatalogBuilder:
             pkg = self.catalog.packages[name] = Package(name=name, default_channel=None)
         return pkg
 
-    def add(self, blob: dict[str, Any]) -> None:
+    def add(self, blob: dict[str, Any], origin: str | None = None) -> None:
+        """Reduce one blob into the catalog; `origin` (file:line) names it in errors."""
+        where = origin or self.catalog.source
+        try:
+            self._add(blob, where)
+        except CatalogError:
+            raise
+        except (AttributeError, TypeError, ValueError) as exc:
+            # A blob whose fields have the wrong shape (a string where a list belongs, ...).
+            raise CatalogError(f"{where}: malformed {blob.get('schema')} blob {blob.get('name')!r}: {exc}",
+                               "check the blob against the FBC schema (opm validate)") from None
+
+    def _add(self, blob: dict[str, Any], where: str) -> None:
         schema = blob.get("schema")
         if schema == SCHEMA_PACKAGE:
-            name = _required_str(blob, "name", self.catalog.source)
+            name = _required_str(blob, "name", where)
             pkg = self._package(name)
             pkg.default_channel = blob.get("defaultChannel") or None
             pkg.description = str(blob.get("description") or "")
         elif schema == SCHEMA_CHANNEL:
-            self._add_channel(blob)
+            self._add_channel(blob, where)
         elif schema == SCHEMA_BUNDLE:
-            bundle = bundle_from_blob(blob, self.catalog.source)
+            bundle = bundle_from_blob(blob, where)
             self._package(bundle.package).bundles[bundle.name] = bundle
         elif schema == SCHEMA_DEPRECATIONS:
             self.catalog.deprecations.append(blob)
-        else:
+        elif isinstance(schema, str) and schema:
             self.catalog.others.append(blob)
+        else:
+            raise CatalogError(f"{where}: blob without a 'schema' field: {str(blob)[:200]}",
+                               "every FBC blob needs a schema such as olm.package, olm.channel or olm.bundle")
 
-    def _add_channel(self, blob: dict[str, Any]) -> None:
-        name = _required_str(blob, "name", self.catalog.source)
-        package = _required_str(blob, "package", self.catalog.source)
+    def _add_channel(self, blob: dict[str, Any], where: str) -> None:
+        name = _required_str(blob, "name", where)
+        package = _required_str(blob, "package", where)
         entries = []
-        for raw in blob.get("entries") or []:
+        for raw in _list(blob, "entries", where):
+            if not isinstance(raw, dict):
+                raise CatalogError(f"{where}: channel {name!r}: an entry is not a mapping: {str(raw)[:100]}")
             entries.append(ChannelEntry(
                 name=str(raw.get("name", "")),
                 replaces=raw.get("replaces") or None,
                 skips=tuple(raw.get("skips") or ()),
                 skip_range=raw.get("skipRange") or None,
             ))
-        properties = list(blob.get("properties") or [])
+        properties = list(_list(blob, "properties", where))
         priority = None
         for prop in properties:
             if prop.get("type") == "olm.channel":
@@ -147,35 +266,58 @@ class CatalogBuilder:
 def _required_str(blob: dict[str, Any], key: str, origin: str) -> str:
     value = blob.get(key)
     if not isinstance(value, str) or not value:
-        raise CatalogError(f"{origin}: {blob.get('schema')} blob without a '{key}': {str(blob)[:200]}")
+        raise CatalogError(f"{origin}: {blob.get('schema')} blob without a '{key}': {str(blob)[:200]}",
+                           f"every {blob.get('schema')} blob needs a non-empty '{key}'")
+    return value
+
+
+def _list(blob: dict[str, Any], key: str, origin: str) -> list[Any]:
+    value = blob.get(key)
+    if value is None:
+        return []
+    if not isinstance(value, list):
+        raise CatalogError(f"{origin}: {blob.get('schema')} blob {blob.get('name')!r}: '{key}' must be a list, "
+                           f"found {type(value).__name__}")
     return value
 
 
 def bundle_from_blob(blob: dict[str, Any], origin: str = "") -> Bundle:
-    """Reduce an olm.bundle blob to a Bundle, reading version, dependencies, GVKs and installModes."""
+    """Reduce an olm.bundle blob to a Bundle, reading version, dependencies, GVKs and installModes.
+
+    installModes come from `olm.csv.metadata` when present; only otherwise is the (large,
+    base64-encoded) CSV in `olm.bundle.object` decoded, since that is the costly part of loading.
+    """
     name = _required_str(blob, "name", origin)
     bundle = Bundle(name=name, package=_required_str(blob, "package", origin),
                     image=str(blob.get("image") or ""), version="")
-    for prop in blob.get("properties") or []:
+    objects: list[Any] = []
+    for prop in _list(blob, "properties", origin):
+        if not isinstance(prop, dict):
+            raise CatalogError(f"{origin}: bundle {name!r}: a property is not a mapping: {str(prop)[:100]}")
         ptype, value = prop.get("type"), prop.get("value")
-        if not isinstance(value, (dict, list, str)):
+        if not isinstance(value, dict):
             continue
-        if ptype == "olm.package" and isinstance(value, dict):
+        if ptype == "olm.package":
             bundle.version = str(value.get("version") or "")
-        elif ptype == "olm.package.required" and isinstance(value, dict):
+        elif ptype == "olm.gvk":
+            bundle.provided_gvks.append(GVK(value.get("group", ""), value.get("version", ""), value.get("kind", "")))
+        elif ptype == "olm.package.required":
             bundle.required_packages.append(PackageRequirement(str(value.get("packageName", "")),
                                                                str(value.get("versionRange") or "")))
-        elif ptype == "olm.gvk" and isinstance(value, dict):
-            bundle.provided_gvks.append(GVK(value.get("group", ""), value.get("version", ""), value.get("kind", "")))
-        elif ptype == "olm.gvk.required" and isinstance(value, dict):
+        elif ptype == "olm.gvk.required":
             bundle.required_gvks.append(GVK(value.get("group", ""), value.get("version", ""), value.get("kind", "")))
-        elif ptype == "olm.csv.metadata" and isinstance(value, dict):
+        elif ptype == "olm.csv.metadata":
             modes = value.get("installModes")
             if modes:
                 bundle.install_modes = _install_modes(modes)
-        elif ptype == "olm.bundle.object" and bundle.install_modes is None and isinstance(value, dict):
-            bundle.install_modes = _install_modes_from_object(value.get("data"))
-    for rel in blob.get("relatedImages") or []:
+        elif ptype == "olm.bundle.object":
+            objects.append(value.get("data"))
+    if bundle.install_modes is None:
+        for data in objects:
+            bundle.install_modes = _install_modes_from_object(data)
+            if bundle.install_modes is not None:
+                break
+    for rel in _list(blob, "relatedImages", origin):
         image = rel.get("image") if isinstance(rel, dict) else None
         if image:
             bundle.related_images.append(RelatedImage(str(rel.get("name") or ""), str(image)))
@@ -197,17 +339,29 @@ def _install_modes_from_object(data: Any) -> dict[str, bool] | None:
     if not isinstance(obj, dict) or obj.get("kind") != "ClusterServiceVersion":
         return None
     modes = (obj.get("spec") or {}).get("installModes")
-    return _install_modes(modes) if modes else None
+    return _install_modes(modes) if isinstance(modes, list) and modes else None
+
+
+# --------------------------------------------------------------------------------------------------
+# Entry points
 
 
 def build_catalog(blobs: Iterable[dict[str, Any]], source: str = "") -> Catalog:
+    """A Catalog from blobs in any order."""
     builder = CatalogBuilder(source)
     for blob in blobs:
         builder.add(blob)
     return builder.catalog
 
 
-def load_catalog_dir(root: str | os.PathLike[str]) -> Catalog:
-    """Load every catalog file below `root` into one Catalog."""
+def load_catalog_dir(root: str | os.PathLike[str], source: str | None = None) -> Catalog:
+    """Load every catalog file below `root` into one Catalog.
+
+    `source` names the catalog in messages (an image reference); it defaults to the directory.
+    """
     path = Path(root)
-    return build_catalog(iter_dir_blobs(path), source=str(path))
+    builder = CatalogBuilder(source or str(path))
+    for file in iter_catalog_files(path):
+        for line, blob in iter_file_blobs_located(file):
+            builder.add(blob, f"{file}:{line}")
+    return builder.catalog
