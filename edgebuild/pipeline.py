@@ -7,7 +7,9 @@ or a result; printing of results for people happens here, never inside a stage.
 from __future__ import annotations
 
 import argparse
+import json
 import logging
+import sys
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -120,7 +122,14 @@ def run_build(args: argparse.Namespace) -> int:
 
 
 def run_verify(args: argparse.Namespace) -> int:
-    raise CatalogError("verify is being wired in; see issue #5")
+    from .verify import verify
+    report = verify(Path(args.outdir), root=Path(args.root) if args.root else None,
+                    release_info=[Path(p) for p in args.release_info], authfile=args.authfile, arch=args.arch)
+    if args.format == "json":
+        print(json.dumps(report.to_json(), indent=2))
+    else:
+        sys.stdout.write(report.format_text())
+    return 0 if report.ok else 1
 
 
 def run_compose(args: argparse.Namespace) -> int:
