@@ -86,7 +86,7 @@ def extract_configs(layers: Iterable[LayerBlob], target: Path, configs_dir: str)
 
 def _normalize_configs_dir(configs_dir: str) -> str:
     norm = posixpath.normpath("/" + configs_dir.strip()).lstrip("/")
-    if not norm or norm == "." or norm.startswith(".."):
+    if not norm or ".." in configs_dir.split("/"):
         raise CatalogError(f"catalog directory label value {configs_dir!r} is not a directory inside the image",
                            "the label operators.operatorframework.io.index.configs.v1 must name a path such as /configs")
     return norm
