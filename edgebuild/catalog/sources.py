@@ -273,6 +273,9 @@ def open_catalog_image(ref: str, *, overrides: Mapping[str, str] | None = None,
                        arch: str = "amd64") -> LoadedCatalog:
     """Load a catalog from `oci://PATH[:NAME]`, a registry reference, or the override given for `ref`.
 
+    A `ref` that is a path (starting with /, ./ or ../) is read like an override: an FBC directory
+    or an OCI layout.
+
     With `workdir`, unpacked catalogs are kept under `workdir/catalogs/<manifest hex>` and reused
     the next time the same manifest is asked for; without it, a temporary directory is used and removed.
     """
@@ -281,6 +284,8 @@ def open_catalog_image(ref: str, *, overrides: Mapping[str, str] | None = None,
         return _open_local(ref, override, workdir, arch, via_override=True)
     if ref.startswith("oci://"):
         return _open_local(ref, ref.removeprefix("oci://"), workdir, arch, via_override=False)
+    if ref.startswith(("/", "./", "../")):  # a local path; never a registry reference
+        return _open_local(ref, ref, workdir, arch, via_override=True)
     try:
         image_ref = ImageReference.parse(ref)
     except ReferenceError as exc:
