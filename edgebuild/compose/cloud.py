@@ -137,7 +137,7 @@ class CloudClient:
                 if response.status_code >= 400:
                     response.read()
                     self._check(response, label)
-                name = attachment_name(response, f"{compose_id}-{IMAGE_FILENAMES[image_type]}")
+                name = attachment_name(response, compose_id, IMAGE_FILENAMES[image_type])
                 return save_stream(response, dest_dir, name)
         except httpx.TransportError as exc:
             raise transport_error(exc, self.endpoint, API, label, self.token) from None

@@ -176,15 +176,17 @@ def transport_error(exc: httpx.TransportError, endpoint: Endpoint, api: str, req
 _SAFE_NAME = re.compile(r"[^A-Za-z0-9._+-]")
 
 
-def attachment_name(response: httpx.Response, fallback: str) -> str:
-    """The file name from Content-Disposition, reduced to a safe base name, else `fallback`."""
+def attachment_name(response: httpx.Response, compose_id: str, default: str) -> str:
+    """A safe file name for a compose artifact: the server's Content-Disposition name, else `default`,
+    prefixed with the compose id when it lacks it (so two composes never overwrite each other)."""
+    name = default
     header = response.headers.get("content-disposition", "")
     match = re.search(r'filename\*?=(?:UTF-8\'\')?"?([^";]+)"?', header)
     if match:
-        name = _SAFE_NAME.sub("_", os.path.basename(match.group(1).strip()))
-        if name and not name.startswith("."):
-            return name
-    return fallback
+        candidate = _SAFE_NAME.sub("_", os.path.basename(match.group(1).strip()))
+        if candidate and not candidate.startswith("."):
+            name = candidate
+    return name if compose_id in name else f"{compose_id}-{name}"
 
 
 @dataclass(frozen=True)

@@ -124,7 +124,7 @@ class WeldrClient:
                 if response.status_code >= 400:
                     response.read()
                     raise ComposerAPIError(API, f"GET {path}", response.status_code, weldr_errors(response))
-                name = attachment_name(response, f"{compose_id}-{IMAGE_FILENAMES[image_type]}")
+                name = attachment_name(response, compose_id, IMAGE_FILENAMES[image_type])
                 return save_stream(response, dest_dir, name)
         except httpx.TransportError as exc:
             raise transport_error(exc, self.endpoint, API, f"GET {path}", None) from None
