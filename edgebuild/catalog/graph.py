@@ -14,7 +14,7 @@ from collections import deque
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
-from .model import ChannelEntry
+from .model import Catalog, ChannelEntry
 
 MSG_NO_HEAD = "no channel head found in graph"
 MSG_EMPTY_CHANNEL = "channel must contain at least one bundle"
@@ -137,6 +137,13 @@ def validate_packages(packages: Iterable[PackageView]) -> ValidationNode | None:
         if node.children:
             root.children.append(node)
     return root if root.children else None
+
+
+def validate_catalog(catalog: Catalog) -> str | None:
+    """The operator-registry validation error of a whole catalog (as `declcfg.ConvertToModel`), or None."""
+    tree = validate_packages(PackageView(p.name, p.default_channel, {c.name: c.entries for c in p.channels.values()})
+                             for p in catalog.packages.values())
+    return tree.render() if tree is not None else None
 
 
 def replaced_by(entries: Iterable[ChannelEntry]) -> dict[str, list[ChannelEntry]]:

@@ -28,7 +28,7 @@ from ..config import OperatorSpec, PackageSpec
 from ..errors import SelectionError
 from ..semver import Version
 from .graph import (ChannelGraphError, PackageView, channel_head, channel_heads, intersecting_bundles,
-                    replaced_by, validate_packages)
+                    replaced_by, validate_catalog, validate_packages)
 from .model import GVK, Bundle, Catalog, Channel, ChannelEntry, Package
 from .ranges_v1 import RangeError, VersionRange, any_version, parse_range
 from .selection import SelectedPackage, Selection
@@ -491,11 +491,9 @@ def _default_channels(catalog: Catalog, out: OutModel, includes: dict[str, Inclu
 
 def _validate_source(catalog: Catalog) -> None:
     """declcfg.ConvertToModel on the source: oc-mirror v1 refuses an invalid catalog before filtering."""
-    tree = validate_packages(PackageView(p.name, p.default_channel,
-                                         {c.name: c.entries for c in p.channels.values()})
-                             for p in catalog.packages.values())
-    if tree is not None:
-        raise SelectionError("error converting new declarative config to model: " + tree.render(),
+    message = validate_catalog(catalog)
+    if message is not None:
+        raise SelectionError("error converting new declarative config to model: " + message,
                              hint=f"the source catalog {catalog.source or ''} itself breaks operator-registry's "
                                   "rules; rebuild it with 'opm validate' passing")
 
