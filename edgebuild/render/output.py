@@ -1,0 +1,272 @@
+"""`render_outputs`: every file of OUTDIR, rendered into a temporary directory and swapped in.
+
+A failed run leaves the previous OUTDIR untouched: everything is rendered and checked in memory,
+written to a sibling temporary directory, and only then renamed into place.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+import uuid
+from pathlib import Path
+
+from ..config import ImageSetConfig
+from ..errors import UsageError
+from ..plan import Plan, PlanImage
+from ..reference import ImageReference, MirrorTarget
+from .blueprint import (DeviceDirectory, DeviceFile, EmbeddedImage, INSTALLER_TEMPLATE, check_version_pin,
+                        edge_blueprint, installer_blueprint, render_blueprint)
+from .cluster import CatalogSourceSpec, catalog_sources, render_cluster_resources
+from .dropin import DropinOptions, render_dropin
+from .errors import RenderError
+from .manifests import ManifestDir, NamespaceLedger, render_catalog_dir
+from .mirrors import MirrorRule, category_of, scopes, unique_rules
+from .options import CA_ANCHOR_PATH, DROPIN_PATH, MANIFESTS_ROOT, RenderOptions, RenderResult
+from .policy import unsupported_options
+from .release_info import ReleaseImage, read_release_info
+from .subscriptions import load_subscription_config
+from ..plan import image_destination
+
+BLUEPRINT_FILE = "blueprint.toml"
+INSTALLER_BLUEPRINT_FILE = "blueprint-installer.toml"
+
+
+def render_outputs(plan: Plan, config: ImageSetConfig, options: RenderOptions, outdir: Path) -> RenderResult:
+    """Render the blueprint, device files, cluster resources, mapping and image lists into `outdir`."""
+    outdir = Path(outdir)
+    _check_replaceable(outdir)
+    if plan.errors:
+        raise RenderError("the plan has errors; nothing rendered:\n  " + "\n  ".join(plan.errors))
+    mirror = options.mirror or plan.mirror
+    if mirror is None:
+        raise UsageError("render needs the mirror", "pass --mirror HOST[:PORT][/NAMESPACE]")
+    warnings: list[str] = []
+    subscription_config = load_subscription_config(options.subscription_config)
+    releases = [image for path in options.release_info for image in read_release_info(path)]
+    microshift_version = _microshift_version(options.microshift_version, releases, warnings)
+
+    sources = catalog_sources(plan)
+    tls_verify = False if options.insecure_mirror else None
+    images = _embedded_images(plan, sources, releases, mirror, options.release_source, tls_verify)
+
+    ledger, subscribed = NamespaceLedger(), set()
+    manifest_dirs: list[ManifestDir] = []
+    device_image = {id(s): _catalog_device_reference(plan, s) for s in sources}
+    for source in sources:
+        directory, w = render_catalog_dir(source, device_image[id(source)], subscription_config, ledger,
+                                          options.catalog_poll_interval, subscribed)
+        manifest_dirs.append(directory)
+        warnings.extend(w)
+    selected = {p for s in sources for p in (s.catalog.selection.packages if s.catalog.selection else {})}
+    warnings += [f"--subscription-config: package {p} is not selected by the plan; its settings are unused"
+                 for p in sorted(set(subscription_config.packages) - selected)]
+
+    dropin_text = render_dropin(
+        _device_rules(plan, releases, mirror, options.release_source),
+        DropinOptions(insecure=options.insecure_mirror, block_originals=options.block_originals,
+                      mirror_registry=mirror.registry))
+    files = [DeviceFile(DROPIN_PATH, dropin_text)]
+    directories: list[DeviceDirectory] = []
+    for directory in manifest_dirs:
+        base = f"{MANIFESTS_ROOT}/{directory.name}"
+        directories.append(DeviceDirectory(base))
+        files += [DeviceFile(f"{base}/{name}", text) for name, text in sorted(directory.files.items())]
+    if options.ca_file is not None:
+        ca_text = _read_ca(options.ca_file)
+        files.append(DeviceFile(CA_ANCHOR_PATH, ca_text))
+        certs_dir = f"/etc/containers/certs.d/{mirror.registry}"
+        directories.append(DeviceDirectory(certs_dir))
+        files.append(DeviceFile(f"{certs_dir}/ca.crt", ca_text))
+
+    edge_doc = edge_blueprint(options.blueprint_name, options.blueprint_description, options.blueprint_version,
+                              options.distro, microshift_version, directories, files, images)
+    edge_text = render_blueprint(edge_doc)
+    installer_doc = installer_blueprint(f"{options.blueprint_name}-installer", options.blueprint_description,
+                                        options.blueprint_version, options.distro)
+    installer_text = render_blueprint(installer_doc, INSTALLER_TEMPLATE)
+    if options.image_type == "edge-installer":
+        warnings.append(f"edge-installer ignores the packages, files and containers of {BLUEPRINT_FILE}; build "
+                        f"edge-container from it, then edge-installer from {INSTALLER_BLUEPRINT_FILE} with --url")
+    else:
+        warnings += unsupported_options(edge_doc, options.image_type)
+
+    cluster_files, w = render_cluster_resources(plan, sources)
+    warnings += w
+
+    tree: dict[str, bytes] = {
+        BLUEPRINT_FILE: edge_text.encode(),
+        INSTALLER_BLUEPRINT_FILE: installer_text.encode(),
+        "mapping.txt": "".join(line + "\n" for line in plan.mapping_lines()).encode(),
+        "images.json": (json.dumps(_images_json(images), indent=2) + "\n").encode(),
+        "plan.json": plan.dumps().encode(),
+    }
+    tree.update({f"files{f.path}": f.data.encode() for f in files})
+    tree.update({f"cluster-resources/{name}": text.encode() for name, text in cluster_files.items()})
+    empty_dirs = [f"files{d.path}" for d in directories]
+    _write_tree(outdir, tree, empty_dirs)
+    return RenderResult(
+        outdir=outdir, blueprint=outdir / BLUEPRINT_FILE, installer_blueprint=outdir / INSTALLER_BLUEPRINT_FILE,
+        dropin=outdir / f"files{DROPIN_PATH}",
+        manifest_dirs=[outdir / f"files{MANIFESTS_ROOT}/{d.name}" for d in manifest_dirs],
+        cluster_resources=[outdir / "cluster-resources" / name for name in sorted(cluster_files)],
+        containers=len(images), warnings=warnings)
+
+
+def _microshift_version(asked: str | None, releases: list[ReleaseImage], warnings: list[str]) -> str | None:
+    """The version pin: as asked, else the release-info base, so RPMs match the embedded images."""
+    bases = sorted({r.base for r in releases if r.base})
+    if asked:
+        check_version_pin(asked)
+        mismatched = [b for b in bases if not b.startswith(asked.rstrip("*").rstrip("."))]
+        if mismatched:
+            warnings.append(f"--microshift-version {asked} does not match the release info base "
+                            f"{', '.join(mismatched)}; the embedded release images may not be the ones the RPMs run")
+        return asked
+    if len(bases) > 1:
+        raise RenderError(f"release info files disagree on the MicroShift version ({', '.join(bases)})",
+                          "give release-info files of one MicroShift version, or pin it with --microshift-version")
+    return bases[0] if bases else None
+
+
+def _catalog_image(plan: Plan, source: CatalogSourceSpec) -> PlanImage | None:
+    cplan = source.catalog
+    dest_name = ImageReference.parse(cplan.destination).name if cplan.destination else None
+    for img in plan.images_of("catalog"):
+        if img.source == cplan.spec.catalog:
+            return img
+        if dest_name and img.destination and ImageReference.parse(img.destination).name == dest_name:
+            return img
+    return None
+
+
+def _catalog_device_reference(plan: Plan, source: CatalogSourceSpec) -> str:
+    """Mirror name @ digest: the catalog may have been rebuilt, so the original name@digest exists nowhere."""
+    img = _catalog_image(plan, source)
+    if img is None or not img.digest or not source.catalog.destination:
+        raise RenderError(f"catalog {source.catalog.catalog}: the digest of its mirrored image is unknown",
+                          "mirror the catalog first (edgebuild mirror or build) so the plan records its digest")
+    return f"{ImageReference.parse(source.catalog.destination).name}@{img.digest}"
+
+
+def _embedded_images(plan: Plan, sources: list[CatalogSourceSpec], releases: list[ReleaseImage],
+                     mirror: MirrorTarget, release_source: str, tls_verify: bool | None) -> list[EmbeddedImage]:
+    out: list[EmbeddedImage] = []
+    seen: set[str] = set()
+
+    def add(image: EmbeddedImage) -> None:
+        if image.name not in seen:
+            seen.add(image.name)
+            out.append(image)
+
+    for source in sources:
+        ref = _catalog_device_reference(plan, source)
+        add(EmbeddedImage(ref, ref, tls_verify, "catalog", source.catalog.catalog))
+    for img in plan.images:
+        if img.type == "catalog":
+            continue
+        if not img.destination:
+            raise RenderError(f"{img.source}: no mirror destination in the plan", "plan with --mirror/--to set")
+        device = img.device_reference
+        pull = f"{ImageReference.parse(img.destination).name}@{img.digest}"
+        add(EmbeddedImage(pull, device, tls_verify, img.type, img.source))
+    if release_source not in ("mirror", "original"):
+        raise UsageError(f"release_source {release_source!r} must be 'mirror' or 'original'")
+    for rel in releases:
+        if release_source == "mirror":
+            pull = _release_destination(rel, mirror, plan.semantics)
+            add(EmbeddedImage(pull, rel.reference, tls_verify, "release", rel.reference))
+        else:
+            add(EmbeddedImage(rel.reference, rel.reference, None, "release", rel.reference))
+    return out
+
+
+def _release_destination(rel: ReleaseImage, mirror: MirrorTarget, semantics: str) -> str:
+    ref = ImageReference.parse(rel.reference)
+    destination, _tag = image_destination(ref, semantics, mirror)
+    return destination
+
+
+def _device_rules(plan: Plan, releases: list[ReleaseImage], mirror: MirrorTarget, release_source: str) -> list[MirrorRule]:
+    """Digest rules for every image the device may pull; tag rules for images given by tag."""
+    rules: list[MirrorRule] = []
+    for img in plan.images:
+        if img.type == "catalog" or not img.destination:
+            continue
+        src = ImageReference.parse(img.source)
+        source_scope, mirror_scope = scopes(src, ImageReference.parse(img.destination))
+        rules.append(MirrorRule(source_scope, mirror_scope, "digest", category_of(img.type)))
+        if src.tag:
+            rules.append(MirrorRule(source_scope, mirror_scope, "tag", category_of(img.type)))
+    if release_source == "mirror":
+        for rel in releases:
+            src = ImageReference.parse(rel.reference)
+            dst = ImageReference.parse(_release_destination(rel, mirror, plan.semantics))
+            source_scope, mirror_scope = scopes(src, dst, force_repository=True)
+            rules.append(MirrorRule(source_scope, mirror_scope, "digest", "release"))
+    return unique_rules(rules)
+
+
+def _images_json(images: list[EmbeddedImage]) -> list[dict[str, object]]:
+    return [{"type": i.kind, "source": i.origin, "pullFrom": i.source, "deviceReference": i.name,
+             "digest": ImageReference.parse(i.name).digest} for i in images]
+
+
+def _read_ca(path: Path) -> str:
+    try:
+        text = Path(path).read_text(encoding="ascii")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise UsageError(f"{path}: cannot read the CA file: {exc}") from None
+    if "-----BEGIN CERTIFICATE-----" not in text:
+        raise UsageError(f"{path}: not a PEM certificate (no BEGIN CERTIFICATE line)",
+                         "give the mirror's CA certificate in PEM form")
+    return text
+
+
+def _check_replaceable(outdir: Path) -> None:
+    """Refuse to replace a directory that is not an earlier render output (or empty)."""
+    if not outdir.exists():
+        return
+    if not outdir.is_dir():
+        raise UsageError(f"{outdir} exists and is not a directory", "choose another -o OUTDIR")
+    if any(outdir.iterdir()) and not ((outdir / "plan.json").is_file() and (outdir / BLUEPRINT_FILE).is_file()):
+        raise UsageError(f"{outdir} is not empty and holds no earlier edgebuild output; it would be replaced",
+                         "choose a new or empty -o OUTDIR")
+
+
+def _write_tree(outdir: Path, tree: dict[str, bytes], directories: list[str]) -> None:
+    parent = outdir.resolve().parent
+    parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{outdir.name}.new-", dir=parent))
+    try:
+        os.chmod(staging, 0o755)
+        for rel in directories:
+            (staging / rel).mkdir(parents=True, exist_ok=True)
+        for rel, data in tree.items():
+            target = staging / rel
+            target.parent.mkdir(parents=True, exist_ok=True)
+            with open(target, "wb") as fh:
+                fh.write(data)
+                fh.flush()
+                os.fsync(fh.fileno())
+            os.chmod(target, 0o644)
+        _swap_in(staging, outdir.resolve())
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+
+
+def _swap_in(staging: Path, outdir: Path) -> None:
+    if not outdir.exists():
+        os.rename(staging, outdir)
+        return
+    old = outdir.parent / f".{outdir.name}.old-{uuid.uuid4().hex[:8]}"
+    os.rename(outdir, old)
+    try:
+        os.rename(staging, outdir)
+    except BaseException:
+        os.rename(old, outdir)
+        raise
+    shutil.rmtree(old, ignore_errors=True)
