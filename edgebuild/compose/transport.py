@@ -13,6 +13,7 @@ import ipaddress
 import logging
 import os
 import re
+import ssl
 import stat
 import tempfile
 import time
@@ -156,7 +157,14 @@ def open_client(endpoint: Endpoint, *, api: str, token: Token | None = None,
         transport = httpx.HTTPTransport(uds=endpoint.socket)
         return httpx.Client(base_url=endpoint.base_url, transport=transport,
                             headers=token.authorization() if token else None, timeout=timeout)
-    return httpx.Client(base_url=endpoint.base_url, verify=verify,
+    tls: bool | ssl.SSLContext = verify
+    if isinstance(verify, str):
+        try:
+            tls = ssl.create_default_context(cafile=verify)
+        except (OSError, ssl.SSLError) as exc:
+            raise UsageError(f"cannot load the CA certificate file {verify}: {exc}",
+                             hint="pass a PEM file with the CA that signed the composer's certificate") from None
+    return httpx.Client(base_url=endpoint.base_url, verify=tls,
                         headers=token.authorization() if token else None, timeout=timeout)
 
 
