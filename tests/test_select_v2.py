@@ -157,6 +157,26 @@ def test_catalog_without_packages_keeps_every_channel_head_and_full_keeps_everyt
     assert full.selection.bundle_names() == ["b1", "b2", "b3", "b4", "o1"]
 
 
+def test_unlisted_packages_get_no_default_channel_check() -> None:
+    """catalog-filter checks default channels only of listed packages; a whole-catalog run does not."""
+    catalog = _catalog(LINEAR, LINEAR_VERSIONS, default="gone")
+    assert select_v2(catalog, _spec()).summary()["pkg"] == {
+        "defaultChannel": "gone", "channels": {"fast": ["b4"], "stable": ["b3"]}}
+    with pytest.raises(SelectionError, match='the default channel "gone" was filtered out'):
+        select_v2(catalog, _spec(PackageSpec("pkg")))
+
+
+def test_long_channel_is_filtered_without_recursion_limits() -> None:
+    """5000 entries, each replacing the previous one and skipping the two before it."""
+    n = 5000
+    entries = [{"name": "b0"}] + [{"name": f"b{i}", "replaces": f"b{i - 1}",
+                                   "skips": [f"b{j}" for j in (i - 2, i - 3) if j >= 0]} for i in range(1, n)]
+    catalog = _catalog({"stable": entries}, {f"b{i}": f"1.{i}.0" for i in range(n)})
+    selection = select_v2(catalog, _spec(PackageSpec("pkg", min_version="1.100.0", max_version="1.199.0")))
+    assert selection.bundle_names() == sorted(f"b{i}" for i in range(100, 200))
+    assert select_v2(catalog, _spec(PackageSpec("pkg"))).bundle_names() == [f"b{n - 1}"]
+
+
 def test_dispatch_by_semantics() -> None:
     catalog = _catalog(LINEAR, LINEAR_VERSIONS)
     assert select(catalog, _spec(PackageSpec("pkg")), "v2").bundle_names() == ["b3", "b4"]

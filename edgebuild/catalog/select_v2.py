@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import copy
 import difflib
+from collections import deque
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -106,9 +107,9 @@ def channel_graph(entries: list[ChannelEntry]) -> ChannelGraph:
         raise ChannelGraphError(errors, sorted(heads))
     graph.head = heads[0]
     # Walk down from the head removing edges; an edge never walked means a cycle.
-    queue = [graph.head]
+    queue = deque([graph.head])
     while queue:
-        current = queue.pop(0)
+        current = queue.popleft()
         for target in (graph.replaces.get(current), *graph.skips.get(current, ())):
             if target is None or target not in incoming:
                 continue
@@ -236,8 +237,8 @@ class _Filter:
         pkg_spec = self.specs.get(pkg.name)
         if pkg_spec is None or not pkg_spec.channels:
             return list(pkg.channels.values())
-        listed = {c.name for c in pkg_spec.channels}
-        for name in listed - set(pkg.channels):
+        listed = [c.name for c in pkg_spec.channels]
+        for name in (n for n in listed if n not in pkg.channels):
             self.warnings.append(
                 f"channel {go_quote(name)} is not in package {go_quote(pkg.name)}; oc-mirror ignores it"
                 f"{_nearest(name, pkg.channels)}")
@@ -278,7 +279,9 @@ class _Filter:
     def _default_channel(self, pkg: Package, kept: list[Channel]) -> str | None:
         """catalog-filter setDefaultChannel: checked on the kept channels, before any version filter."""
         pkg_spec = self.specs.get(pkg.name)
-        override = pkg_spec.default_channel if pkg_spec else None
+        if pkg_spec is None:
+            return pkg.default_channel  # only listed packages are checked
+        override = pkg_spec.default_channel
         names = [c.name for c in kept]
         if not pkg.default_channel and not override:
             return None
