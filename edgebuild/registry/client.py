@@ -1,0 +1,473 @@
+"""A client for the OCI distribution API (registry v2) on httpx.
+
+One `RegistryClient` per registry host, shared by all copy threads (httpx.Client is thread-safe
+and pools keep-alive connections). It speaks the API as distribution 2.8 implements it: see
+reference/registry-tooling.md for what that server does and does not do (no single-request
+upload, `n` ignored on tags/list, 404 for OCI manifests without an OCI Accept header).
+"""
+
+from __future__ import annotations
+
+import base64
+import logging
+import os
+import re
+import ssl
+import threading
+import time
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+import httpx
+
+from ..errors import RegistryError
+from .auth import Challenge, Credentials, auth_file_candidates, find_credentials, parse_challenge
+from .manifest import MANIFEST_ACCEPT, MAX_MANIFEST_BYTES, Manifest, parse_manifest, sha256_digest
+from .retry import RETRYABLE_STATUS, RetryPolicy, parse_retry_after
+
+log = logging.getLogger(__name__)
+
+CHUNK_SIZE = 1024 * 1024
+_LINK_NEXT_RE = re.compile(r'<([^>]+)>\s*;\s*rel="?next"?')
+_TLS_HINT = ("if the registry uses plain HTTP or a self-signed certificate, turn TLS verification off for it "
+             "(--src-tls-verify=false / --dest-tls-verify=false) or give its CA with --cert-dir")
+
+
+def tls_context(registry: str, cert_dir: str | os.PathLike[str] | None) -> ssl.SSLContext:
+    """System CAs plus, as containers/image does, `*.crt` CAs and a `*.cert`/`*.key` client pair
+    from the cert dir (default: /etc/containers/certs.d/HOST and /etc/docker/certs.d/HOST)."""
+    ctx = ssl.create_default_context()
+    dirs = [Path(cert_dir)] if cert_dir else [Path("/etc/containers/certs.d") / registry,
+                                              Path("/etc/docker/certs.d") / registry]
+    if cert_dir and not Path(cert_dir).is_dir():
+        raise RegistryError(f"cert dir {cert_dir} does not exist", hint="pass a directory holding the CA as *.crt")
+    for directory in dirs:
+        if not directory.is_dir():
+            continue
+        for path in sorted(directory.iterdir()):
+            if path.suffix == ".crt":
+                ctx.load_verify_locations(cafile=str(path))
+            elif path.suffix == ".cert" and path.with_suffix(".key").is_file():
+                ctx.load_cert_chain(str(path), str(path.with_suffix(".key")))
+    return ctx
+
+
+def registry_error_text(response: httpx.Response) -> str:
+    """`CODE: message` from a registry error body, or the start of the body."""
+    try:
+        body = response.json()
+        errors = body.get("errors") or []
+        if errors:
+            return "; ".join(f"{e.get('code', '?')}: {e.get('message', '')}" for e in errors[:3])
+    except Exception:  # noqa: BLE001 - any undecodable body is reported as text
+        pass
+    text = response.text.strip().replace("\n", " ") if response.content else ""
+    return text[:200] or response.reason_phrase
+
+
+class RegistryClient:
+    """Distribution API calls with auth, TLS options and retries for one registry host."""
+
+    def __init__(self, registry: str, *, tls_verify: bool = True, cert_dir: str | os.PathLike[str] | None = None,
+                 authfile: str | os.PathLike[str] | None = None, credentials: Credentials | None = None,
+                 retry: RetryPolicy | None = None, max_connections: int = 32, timeout: float = 120.0) -> None:
+        self.registry = registry
+        self.tls_verify = tls_verify
+        self.retry = retry or RetryPolicy()
+        self._authfile = authfile
+        self._fixed_credentials = credentials
+        self._credentials: dict[str, Credentials | None] = {}
+        verify: ssl.SSLContext | bool = tls_context(registry, cert_dir) if tls_verify else False
+        self._http = httpx.Client(verify=verify, timeout=httpx.Timeout(timeout, connect=15.0),
+                                  limits=httpx.Limits(max_connections=max_connections,
+                                                      max_keepalive_connections=max_connections),
+                                  follow_redirects=True)
+        self._lock = threading.Lock()
+        self._base: str | None = None
+        self._challenge: Challenge | None = None
+        self._tokens: dict[tuple[str, ...], tuple[str, float]] = {}
+
+    # -------------------------------------------------------------------------------- plumbing
+
+    def close(self) -> None:
+        self._http.close()
+
+    def __enter__(self) -> "RegistryClient":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    @property
+    def base_url(self) -> str:
+        if self._base is None:
+            self.ping()
+        assert self._base is not None
+        return self._base
+
+    def ping(self) -> None:
+        """Find the scheme (https; plain http only when TLS verification is off, as skopeo does)
+        and the auth challenge, with `GET /v2/`."""
+        with self._lock:
+            if self._base is not None:
+                return
+            schemes = ["https"] if self.tls_verify else ["https", "http"]
+            first_error: Exception | None = None
+            for scheme in schemes:
+                base = f"{scheme}://{self.registry}"
+                for attempt in range(self.retry.attempts):
+                    try:
+                        response = self._http.get(f"{base}/v2/")
+                    except httpx.TransportError as exc:
+                        if isinstance(exc, httpx.ConnectError) and ("SSL" in str(exc) or "ssl" in str(exc)):
+                            first_error = first_error or exc
+                            break
+                        first_error = first_error or exc
+                        if attempt + 1 < self.retry.attempts:
+                            self.retry.sleep(attempt)
+                            continue
+                        break
+                    if response.status_code in RETRYABLE_STATUS and attempt + 1 < self.retry.attempts:
+                        self.retry.sleep(attempt, parse_retry_after(response.headers.get("Retry-After")))
+                        continue
+                    if response.status_code == 401:
+                        self._challenge = parse_challenge(response.headers.get("WWW-Authenticate", ""))
+                    elif response.status_code != 200:
+                        raise RegistryError(f"registry {self.registry}: GET /v2/ answered HTTP "
+                                            f"{response.status_code}: {registry_error_text(response)}",
+                                            hint="check that the address is an OCI registry")
+                    self._base = base
+                    return
+            raise RegistryError(f"cannot reach registry {self.registry}: {first_error}",
+                                hint=_TLS_HINT if "SSL" in str(first_error) else
+                                "check that the registry is running and the host and port are right")
+
+    def _url(self, path_or_url: str) -> httpx.URL:
+        if path_or_url.startswith(("http://", "https://")):
+            return httpx.URL(path_or_url)
+        return httpx.URL(self.base_url).join(path_or_url)
+
+    def credentials(self, repository: str | None) -> Credentials | None:
+        if self._fixed_credentials is not None:
+            return self._fixed_credentials
+        key = repository or ""
+        if key not in self._credentials:
+            self._credentials[key] = find_credentials(self.registry, repository, authfile=self._authfile)
+        return self._credentials[key]
+
+    def _no_credentials(self, what: str) -> RegistryError:
+        files = ", ".join(str(p) for p in auth_file_candidates(self._authfile))
+        return RegistryError(f"registry {self.registry} requires authentication for {what}, "
+                             f"and no credentials for it were found (looked in {files})",
+                             hint=f"run `podman login {self.registry}` or pass --authfile with its credentials")
+
+    def _auth_failed(self, what: str, creds: Credentials | None) -> RegistryError:
+        if creds is None:
+            return self._no_credentials(what)
+        return RegistryError(f"registry {self.registry} rejected the credentials of user {creds.username!r} "
+                             f"(from {creds.origin or 'the caller'}) for {what}",
+                             hint=f"check the password: `podman login {self.registry}` updates the auth file")
+
+    def _authorization(self, repository: str | None, scopes: tuple[str, ...], what: str) -> str | None:
+        challenge = self._challenge
+        if challenge is None:
+            return None
+        creds = self.credentials(repository)
+        if challenge.scheme == "basic":
+            if creds is None:
+                raise self._no_credentials(what)
+            raw = f"{creds.username}:{creds.password}".encode()
+            return "Basic " + base64.b64encode(raw).decode()
+        if challenge.scheme == "bearer":
+            return "Bearer " + self._token(scopes, creds, what)
+        raise RegistryError(f"registry {self.registry} asks for unsupported auth scheme {challenge.scheme!r}",
+                            hint="edgebuild supports Basic and Bearer token authentication")
+
+    def _token(self, scopes: tuple[str, ...], creds: Credentials | None, what: str) -> str:
+        """A bearer token for `scopes`, from the cache while it is valid, else from the realm."""
+        now = time.monotonic()
+        cached = self._tokens.get(scopes)
+        if cached and cached[1] > now:
+            return cached[0]
+        assert self._challenge is not None
+        realm = self._challenge.params.get("realm")
+        if not realm:
+            raise RegistryError(f"registry {self.registry}: bearer challenge without a realm")
+        params: list[tuple[str, str]] = []
+        if self._challenge.params.get("service"):
+            params.append(("service", self._challenge.params["service"]))
+        params += [("scope", s) for s in scopes]
+        auth = (creds.username, creds.password) if creds else None
+        for attempt in range(self.retry.attempts):
+            try:
+                response = self._http.get(realm, params=params, auth=auth)
+            except httpx.TransportError as exc:
+                if attempt + 1 < self.retry.attempts:
+                    self.retry.sleep(attempt)
+                    continue
+                raise RegistryError(f"registry {self.registry}: token service {realm} unreachable: {exc}") from None
+            if response.status_code in RETRYABLE_STATUS and attempt + 1 < self.retry.attempts:
+                self.retry.sleep(attempt, parse_retry_after(response.headers.get("Retry-After")))
+                continue
+            break
+        if response.status_code in (401, 403):
+            raise self._auth_failed(what, creds)
+        if response.status_code != 200:
+            raise RegistryError(f"registry {self.registry}: token service {realm} answered HTTP "
+                                f"{response.status_code}: {registry_error_text(response)}")
+        body = response.json()
+        token = body.get("token") or body.get("access_token")
+        if not token:
+            raise RegistryError(f"registry {self.registry}: token service {realm} returned no token")
+        lifetime = float(body.get("expires_in") or 60)
+        self._tokens[scopes] = (token, now + max(10.0, lifetime - 10.0))
+        return token
+
+    def request(self, method: str, path: str, *, repository: str | None, what: str, push: bool = False,
+                mount_from: str | None = None, headers: dict[str, str] | None = None,
+                content: bytes | Iterable[bytes] | None = None, stream: bool = False) -> httpx.Response:
+        """Send one request with auth, retrying what can change. The caller checks the status.
+
+        A streamed (iterable) body cannot be replayed, so such requests are sent once; the copy
+        engine retries them by reopening the source.
+        """
+        scopes: tuple[str, ...] = ()
+        if repository:
+            scopes = (f"repository:{repository}:{'pull,push' if push else 'pull'}",)
+            if mount_from:
+                scopes += (f"repository:{mount_from}:pull",)
+        replayable = content is None or isinstance(content, bytes)
+        url = self._url(path)
+        attempt = 0
+        auth_retried = False
+        while True:
+            send_headers = dict(headers or {})
+            authorization = self._authorization(repository, scopes, what)
+            if authorization:
+                send_headers["Authorization"] = authorization
+            try:
+                request = self._http.build_request(method, url, headers=send_headers, content=content)
+                response = self._http.send(request, stream=stream)
+            except httpx.TransportError as exc:
+                if replayable and attempt + 1 < self.retry.attempts:
+                    log.debug("%s %s: %s; retrying", method, url.path, exc)
+                    self.retry.sleep(attempt)
+                    attempt += 1
+                    continue
+                error = RegistryError(f"registry {self.registry}: {what}: connection failed after "
+                                      f"{attempt + 1} attempt(s): {type(exc).__name__}: {exc}",
+                                      hint="check that the registry is up; rerun to resume, finished blobs are kept")
+                error.transient = True  # type: ignore[attr-defined]
+                raise error from None
+            if response.status_code == 401 and replayable and not auth_retried:
+                challenge = parse_challenge(response.headers.get("WWW-Authenticate", ""))
+                response.close()
+                if challenge is None:
+                    raise self._auth_failed(what, self.credentials(repository))
+                with self._lock:
+                    self._challenge = Challenge(challenge.scheme,
+                                                {k: v for k, v in challenge.params.items() if k != "scope"})
+                    self._tokens.pop(scopes, None)
+                auth_retried = True
+                continue
+            if response.status_code == 401:
+                response.close()
+                raise self._auth_failed(what, self.credentials(repository))
+            if response.status_code in RETRYABLE_STATUS and replayable and attempt + 1 < self.retry.attempts:
+                retry_after = parse_retry_after(response.headers.get("Retry-After"))
+                response.close()
+                log.debug("%s %s: HTTP %s; retrying", method, url.path, response.status_code)
+                self.retry.sleep(attempt, retry_after)
+                attempt += 1
+                continue
+            return response
+
+    def fail(self, response: httpx.Response, what: str, hint: str | None = None) -> RegistryError:
+        """A RegistryError for an unexpected answer, naming the registry, the call and the registry's reason."""
+        if not response.is_closed:
+            try:
+                response.read()
+            except httpx.HTTPError:
+                pass
+        status = response.status_code
+        if hint is None:
+            hint = {403: "the account lacks permission for this repository; ask the registry admin for push/pull rights",
+                    404: "check the repository and reference exist in the registry"}.get(
+                status, "rerun later if the registry is overloaded" if status >= 500 else None)
+        error = RegistryError(f"registry {self.registry}: {what}: HTTP {status} {registry_error_text(response)}",
+                              hint=hint)
+        error.transient = status in RETRYABLE_STATUS  # type: ignore[attr-defined]
+        return error
+
+    # -------------------------------------------------------------------------------- manifests
+
+    def get_manifest(self, repository: str, reference: str) -> Manifest:
+        """GET a manifest by tag or digest (Accept: OCI and Docker types), refusing bodies over 4 MiB
+        before reading them whole, and checking the bytes against a digest reference."""
+        what = f"get manifest {repository}:{reference}" if ":" not in reference else \
+            f"get manifest {repository}@{reference}"
+        response = self.request("GET", f"/v2/{repository}/manifests/{reference}", repository=repository,
+                                what=what, headers={"Accept": MANIFEST_ACCEPT}, stream=True)
+        try:
+            if response.status_code != 200:
+                raise self.fail(response, what)
+            declared = response.headers.get("Content-Length")
+            origin = f"{self.registry}/{repository}{'@' if reference.startswith('sha256:') else ':'}{reference}"
+            if declared and declared.isdigit() and int(declared) > MAX_MANIFEST_BYTES:
+                raise RegistryError(f"{origin}: manifest is {declared} bytes, over the 4 MiB limit registries accept",
+                                    hint="such a manifest cannot be pushed to a distribution registry; exclude the image")
+            data = bytearray()
+            for chunk in response.iter_bytes():
+                data += chunk
+                if len(data) > MAX_MANIFEST_BYTES:
+                    raise RegistryError(f"{origin}: manifest is over the 4 MiB limit registries accept",
+                                        hint="such a manifest cannot be pushed to a distribution registry; "
+                                             "exclude the image")
+        finally:
+            response.close()
+        manifest = parse_manifest(bytes(data), response.headers.get("Content-Type"), origin)
+        if reference.startswith("sha256:") and manifest.digest != reference:
+            raise RegistryError(f"{origin}: the registry served a manifest whose digest is {manifest.digest}",
+                                hint="the source registry's storage is corrupt or a proxy altered the answer")
+        return manifest
+
+    def head_manifest(self, repository: str, reference: str) -> str | None:
+        """The digest of a manifest by tag or digest, or None when it does not exist."""
+        what = f"check manifest {repository}:{reference}"
+        response = self.request("HEAD", f"/v2/{repository}/manifests/{reference}", repository=repository,
+                                what=what, headers={"Accept": MANIFEST_ACCEPT})
+        if response.status_code == 404:
+            return None
+        if response.status_code != 200:
+            raise self.fail(response, what)
+        digest = response.headers.get("Docker-Content-Digest")
+        if digest:
+            return digest
+        return self.get_manifest(repository, reference).digest
+
+    def put_manifest(self, repository: str, reference: str, data: bytes, media_type: str) -> str:
+        """PUT a manifest under a tag or its digest; returns its digest (sha256 of the bytes sent)."""
+        what = f"push manifest {repository}:{reference}"
+        response = self.request("PUT", f"/v2/{repository}/manifests/{reference}", repository=repository,
+                                push=True, what=what, headers={"Content-Type": media_type}, content=data)
+        if response.status_code not in (200, 201):
+            raise self.fail(response, what)
+        digest = sha256_digest(data)
+        served = response.headers.get("Docker-Content-Digest")
+        if served and served != digest:
+            raise RegistryError(f"registry {self.registry}: {what}: stored digest {served}, expected {digest}")
+        return digest
+
+    def delete_manifest(self, repository: str, digest: str) -> None:
+        what = f"delete manifest {repository}@{digest}"
+        response = self.request("DELETE", f"/v2/{repository}/manifests/{digest}", repository=repository,
+                                push=True, what=what)
+        if response.status_code not in (200, 202, 404):
+            raise self.fail(response, what)
+
+    def list_tags(self, repository: str) -> list[str]:
+        """All tags, following `Link: <…>; rel="next"` pagination when the registry paginates."""
+        tags: list[str] = []
+        path: str | None = f"/v2/{repository}/tags/list"
+        what = f"list tags of {repository}"
+        while path:
+            response = self.request("GET", path, repository=repository, what=what)
+            if response.status_code == 404:
+                return tags
+            if response.status_code != 200:
+                raise self.fail(response, what)
+            tags += response.json().get("tags") or []
+            match = _LINK_NEXT_RE.search(response.headers.get("Link", ""))
+            path = str(self._url(match.group(1))) if match else None
+        return tags
+
+    # -------------------------------------------------------------------------------- blobs
+
+    def head_blob(self, repository: str, digest: str) -> int | None:
+        """The size of a blob in `repository`, or None when it is not there."""
+        what = f"check blob {digest} in {repository}"
+        response = self.request("HEAD", f"/v2/{repository}/blobs/{digest}", repository=repository, what=what)
+        if response.status_code == 404:
+            return None
+        if response.status_code != 200:
+            raise self.fail(response, what)
+        return int(response.headers.get("Content-Length", "0"))
+
+    @contextmanager
+    def open_blob(self, repository: str, digest: str) -> Iterator[tuple[Iterator[bytes], int | None]]:
+        """Stream a blob: yields (chunks, size). The bytes are not verified here; see digest.py."""
+        what = f"get blob {digest} from {repository}"
+        response = self.request("GET", f"/v2/{repository}/blobs/{digest}", repository=repository, what=what,
+                                stream=True)
+        try:
+            if response.status_code != 200:
+                raise self.fail(response, what)
+            length = response.headers.get("Content-Length")
+            yield response.iter_raw(CHUNK_SIZE), int(length) if length and length.isdigit() else None
+        finally:
+            response.close()
+
+    def start_upload(self, repository: str, *, mount: str | None = None, mount_from: str | None = None) -> str | None:
+        """POST an upload session; with `mount`+`mount_from`, try a cross-repository mount first.
+
+        Returns the upload Location, or None when the blob was mounted (201)."""
+        path = f"/v2/{repository}/blobs/uploads/"
+        if mount and mount_from:
+            path += f"?mount={mount}&from={mount_from}"
+        what = f"start blob upload to {repository}"
+        response = self.request("POST", path, repository=repository, push=True, mount_from=mount_from, what=what)
+        if response.status_code == 201 and mount:
+            return None
+        if response.status_code != 202:
+            raise self.fail(response, what)
+        location = response.headers.get("Location")
+        if not location:
+            raise RegistryError(f"registry {self.registry}: {what}: 202 without a Location header")
+        return str(self._url(location))
+
+    def finish_upload(self, location: str, repository: str, digest: str, chunks: Iterable[bytes] | bytes,
+                      size: int | None) -> None:
+        """PUT the whole body to an upload session (monolithic upload), streamed when `chunks` is an iterator."""
+        url = httpx.URL(location).copy_merge_params({"digest": digest})  # keep the session's _state query
+        headers = {"Content-Type": "application/octet-stream"}
+        if size is not None:
+            headers["Content-Length"] = str(size)
+        what = f"upload blob {digest} to {repository}"
+        response = self.request("PUT", str(url), repository=repository, push=True, what=what, headers=headers,
+                                content=chunks)
+        if response.status_code not in (201, 204):
+            raise self.fail(response, what, hint="the bytes sent did not match the digest"
+                            if "DIGEST_INVALID" in registry_error_text(response) else None)
+
+    def upload_chunked(self, repository: str, digest: str, chunks: Iterable[bytes]) -> None:
+        """Chunked upload: one PATCH per chunk with Content-Range, then PUT ?digest= with no body."""
+        location = self.start_upload(repository)
+        assert location is not None
+        offset = 0
+        what = f"upload blob {digest} to {repository} (chunked)"
+        for chunk in chunks:
+            if not chunk:
+                continue
+            end = offset + len(chunk) - 1
+            response = self.request("PATCH", location, repository=repository, push=True, what=what,
+                                    headers={"Content-Type": "application/octet-stream",
+                                             "Content-Range": f"{offset}-{end}"}, content=bytes(chunk))
+            if response.status_code != 202:
+                raise self.fail(response, what)
+            location = str(self._url(response.headers.get("Location") or location))
+            offset = end + 1
+        self.finish_upload(location, repository, digest, b"", 0)
+
+    def cancel_upload(self, location: str, repository: str) -> None:
+        try:
+            self.request("DELETE", location, repository=repository, push=True, what="cancel upload").close()
+        except RegistryError:
+            pass
+
+    def mount_blob(self, repository: str, digest: str, from_repository: str) -> bool:
+        """Cross-repository mount; True when the registry linked the blob (201)."""
+        location = self.start_upload(repository, mount=digest, mount_from=from_repository)
+        if location is None:
+            return True
+        self.cancel_upload(location, repository)
+        return False

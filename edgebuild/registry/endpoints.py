@@ -1,0 +1,125 @@
+"""Where images are read from and written to: a registry, or an OCI image layout on disk.
+
+Both sides offer the same few operations, so the copy engine moves an image the same way for
+mirror-to-mirror, mirror-to-disk and disk-to-mirror. A registry endpoint copies each blob at most
+once per destination repository: it asks first (HEAD), mounts from a repository of the same
+registry that already has it, and only then uploads.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager
+from typing import Literal, Protocol
+
+from ..errors import RegistryError
+from .client import RegistryClient
+from .manifest import Descriptor, Manifest
+from .retry import RetryPolicy
+from .stream import DigestMismatch, SourceStreamError, verified_chunks
+
+BlobOpener = Callable[[], AbstractContextManager[tuple[Iterator[bytes], int | None]]]
+BlobOutcome = Literal["present", "mounted", "copied"]
+
+
+class Endpoint(Protocol):
+    label: str
+
+    def get_manifest(self, repository: str, reference: str) -> Manifest: ...
+
+    def manifest_digest(self, repository: str, reference: str) -> str | None: ...
+
+    def put_manifest(self, repository: str, reference: str, manifest: Manifest) -> None: ...
+
+    def open_blob(self, repository: str, desc: Descriptor
+                  ) -> AbstractContextManager[tuple[Iterator[bytes], int | None]]: ...
+
+    def ensure_blob(self, repository: str, desc: Descriptor, opener: BlobOpener, origin: str,
+                    on_bytes: Callable[[int], None] | None = None) -> BlobOutcome: ...
+
+
+def is_transient(exc: BaseException) -> bool:
+    """Failures a later attempt may not see: connection trouble on either side, 5xx, 429."""
+    return isinstance(exc, SourceStreamError) or bool(getattr(exc, "transient", False))
+
+
+class RegistryEndpoint:
+    """A registry seen through one shared client; remembers which repositories hold which blobs."""
+
+    def __init__(self, client: RegistryClient, retry: RetryPolicy | None = None) -> None:
+        self.client = client
+        self.label = client.registry
+        self.retry = retry or client.retry
+        self._known: dict[str, set[str]] = {}
+        self._lock = threading.Lock()
+
+    def _remember(self, digest: str, repository: str) -> None:
+        with self._lock:
+            self._known.setdefault(digest, set()).add(repository)
+
+    def holders(self, digest: str) -> set[str]:
+        with self._lock:
+            return set(self._known.get(digest, ()))
+
+    def get_manifest(self, repository: str, reference: str) -> Manifest:
+        return self.client.get_manifest(repository, reference)
+
+    def manifest_digest(self, repository: str, reference: str) -> str | None:
+        return self.client.head_manifest(repository, reference)
+
+    def put_manifest(self, repository: str, reference: str, manifest: Manifest) -> None:
+        self.client.put_manifest(repository, reference, manifest.data, manifest.media_type)
+
+    def open_blob(self, repository: str, desc: Descriptor
+                  ) -> AbstractContextManager[tuple[Iterator[bytes], int | None]]:
+        return self.client.open_blob(repository, desc.digest)
+
+    def ensure_blob(self, repository: str, desc: Descriptor, opener: BlobOpener, origin: str,
+                    on_bytes: Callable[[int], None] | None = None) -> BlobOutcome:
+        holders = self.holders(desc.digest)
+        if repository in holders:
+            return "present"
+        if self.client.head_blob(repository, desc.digest) is not None:
+            self._remember(desc.digest, repository)
+            return "present"
+        location: str | None = None
+        for other in sorted(holders)[:1]:
+            location = self.client.start_upload(repository, mount=desc.digest, mount_from=other)
+            if location is None:
+                self._remember(desc.digest, repository)
+                return "mounted"
+        attempt = 0
+        while True:
+            sent = 0
+
+            def count(n: int) -> None:
+                nonlocal sent
+                sent += n
+                if on_bytes:
+                    on_bytes(n)
+            try:
+                if location is None:
+                    location = self.client.start_upload(repository)
+                with opener() as (chunks, _size):
+                    body = verified_chunks(chunks, desc, origin, count)
+                    self.client.finish_upload(location, repository, desc.digest, body, desc.size)
+                self._remember(desc.digest, repository)
+                return "copied"
+            except DigestMismatch:
+                if location:
+                    self.client.cancel_upload(location, repository)
+                raise
+            except Exception as exc:
+                if location:
+                    self.client.cancel_upload(location, repository)
+                    location = None
+                if on_bytes and sent:
+                    on_bytes(-sent)
+                if not is_transient(exc) or attempt + 1 >= self.retry.attempts:
+                    if isinstance(exc, SourceStreamError):
+                        raise RegistryError(str(exc), hint="check the source registry; rerun to resume") from None
+                    raise
+                self.retry.sleep(attempt)
+                attempt += 1
+

@@ -1,0 +1,159 @@
+"""The copy engine: moves a set of images between endpoints, concurrently and at most once per blob.
+
+Two thread pools: images (manifest work, cheap, many at once so small images overlap their
+round trips) and blobs (byte transfers, bounded by `parallel`). A blob needed by several images
+is transferred once per destination: the first request uploads it, later ones wait for that
+upload and then find it (same repository) or mount it (another repository). Children of an index
+are pushed before the index, blobs before their manifest, and the tag last, so a failure never
+leaves a tag pointing at something incomplete.
+"""
+
+from __future__ import annotations
+
+import threading
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Literal
+
+from ..errors import EdgebuildError, RegistryError
+from .endpoints import Endpoint
+from .manifest import Descriptor, Manifest, filter_index
+from .progress import Progress
+
+
+@dataclass(slots=True)
+class CopyJob:
+    """One image: read `src_repo` at `src_ref` (tag or digest), write `dst_repo` at `dst_ref`."""
+
+    key: str  # the plan's source reference, for results and messages
+    src: Endpoint
+    src_repo: str
+    src_ref: str
+    dst: Endpoint
+    dst_repo: str
+    dst_ref: str | None  # None: push by digest only
+    expected_digest: str | None = None
+    label_src: str = ""
+    label_dst: str = ""
+
+
+@dataclass(slots=True)
+class CopyResult:
+    key: str
+    status: Literal["copied", "present", "failed"]
+    digest: str | None = None  # digest of the source manifest (what the reference resolves to)
+    pushed_digest: str | None = None  # what the destination holds (differs when an index was filtered)
+    error: EdgebuildError | None = None
+    blobs: dict[str, int] = field(default_factory=dict)
+
+
+class CopyEngine:
+    def __init__(self, progress: Progress, *, parallel: int = 4, image_parallel: int | None = None,
+                 arch: str | None = None) -> None:
+        self.progress = progress
+        self.parallel = max(1, parallel)
+        self.image_parallel = image_parallel or max(8, 2 * self.parallel)
+        self.arch = arch
+        self._first: dict[tuple[int, str], Future] = {}
+        self._lock = threading.Lock()
+        self._blob_pool: ThreadPoolExecutor | None = None
+
+    def run(self, jobs: list[CopyJob]) -> list[CopyResult]:
+        """Copy every job; failures are collected per image, never stop the others."""
+        with ThreadPoolExecutor(self.parallel, thread_name_prefix="blob") as blob_pool, \
+                ThreadPoolExecutor(self.image_parallel, thread_name_prefix="image") as image_pool:
+            self._blob_pool = blob_pool
+            futures = [image_pool.submit(self._copy_image_safely, job) for job in jobs]
+            return [f.result() for f in futures]
+
+    def _copy_image_safely(self, job: CopyJob) -> CopyResult:
+        try:
+            result = self._copy_image(job)
+        except EdgebuildError as exc:
+            result = CopyResult(job.key, "failed", error=exc)
+        except Exception as exc:  # noqa: BLE001 - an unexpected failure still fails only this image
+            result = CopyResult(job.key, "failed", error=RegistryError(
+                f"{job.key}: unexpected {type(exc).__name__}: {exc}"))
+        self.progress.image_finished(job.label_src or job.key, job.label_dst, result.status,
+                                     str(result.error).splitlines()[0] if result.error else "")
+        return result
+
+    def _copy_image(self, job: CopyJob) -> CopyResult:
+        top = job.src.get_manifest(job.src_repo, job.src_ref)
+        source_digest = top.digest
+        if job.expected_digest and source_digest != job.expected_digest:
+            raise RegistryError(f"{job.label_src}: resolves to {source_digest}, not {job.expected_digest}",
+                                hint="the source changed since the plan was made; re-plan")
+        if top.is_index and self.arch:
+            top = filter_index(top, self.arch, job.label_src)
+        dst_ref = job.dst_ref or top.digest
+        if job.dst.manifest_digest(job.dst_repo, dst_ref) == top.digest:
+            return CopyResult(job.key, "present", source_digest, top.digest)
+        children: list[Manifest] = []
+        if top.is_index:
+            for child in top.children:
+                children.append(job.src.get_manifest(job.src_repo, child.digest))
+        blob_futures: list[Future] = []
+        seen: set[str] = set()
+        for manifest in children or [top]:
+            for desc in manifest.blobs:
+                if desc.digest not in seen:
+                    seen.add(desc.digest)
+                    blob_futures.append(self._blob(job, desc))
+        outcomes: dict[str, int] = {}
+        errors: list[BaseException] = []
+        for future in blob_futures:
+            try:
+                outcome = future.result()
+                outcomes[outcome] = outcomes.get(outcome, 0) + 1
+            except BaseException as exc:  # noqa: BLE001 - collect, report the first
+                errors.append(exc)
+        if errors:
+            raise errors[0]
+        for child in children:
+            if job.dst.manifest_digest(job.dst_repo, child.digest) != child.digest:
+                job.dst.put_manifest(job.dst_repo, child.digest, child)
+        job.dst.put_manifest(job.dst_repo, dst_ref, top)
+        return CopyResult(job.key, "copied", source_digest, top.digest, blobs=outcomes)
+
+    def _blob(self, job: CopyJob, desc: Descriptor) -> Future:
+        """A future for `desc` being present in the destination repository."""
+        pool = self._blob_pool
+        assert pool is not None
+        key = (id(job.dst), desc.digest)
+        with self._lock:
+            first = self._first.get(key)
+            if first is None:
+                future = pool.submit(self._ensure, job, desc)
+                self._first[key] = future
+                return future
+        chained: Future = Future()
+
+        def after_first(_: Future) -> None:
+            try:
+                inner = pool.submit(self._ensure, job, desc)
+            except RuntimeError as exc:  # pool shutting down
+                chained.set_exception(exc)
+                return
+            inner.add_done_callback(lambda f: _forward(f, chained))
+        first.add_done_callback(after_first)
+        return chained
+
+    def _ensure(self, job: CopyJob, desc: Descriptor) -> str:
+        origin = f"{job.label_src or job.src.label}"
+
+        def opener():  # type: ignore[no-untyped-def]
+            return job.src.open_blob(job.src_repo, desc)
+        outcome = job.dst.ensure_blob(job.dst_repo, desc, opener, f"{origin} blob {desc.digest[:19]}",
+                                      self.progress.add_bytes)
+        self.progress.blob(outcome)
+        return outcome
+
+
+def _forward(source: Future, target: Future) -> None:
+    exc = source.exception()
+    if exc is not None:
+        target.set_exception(exc)
+    else:
+        target.set_result(source.result())
+

@@ -1,0 +1,183 @@
+"""An OCI image layout on disk as a copy endpoint (mirror-to-disk and disk-to-mirror).
+
+Every file appears atomically: blobs are written to a temporary name, checked against their
+digest while they stream, and renamed into `blobs/sha256/`; `index.json` is rewritten through a
+temporary file after each finished image. So an interrupted run leaves only whole blobs (a rerun
+skips them) and an index that names only images whose every blob is present.
+Images are named in index.json by `org.opencontainers.image.ref.name` = `REPOSITORY:TAG` or
+`REPOSITORY@DIGEST`, which `skopeo … oci:DIR:NAME` understands.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from ..errors import RegistryError
+from .endpoints import BlobOpener, BlobOutcome, is_transient
+from .manifest import OCI_INDEX, Descriptor, Manifest, parse_manifest
+from .retry import RetryPolicy
+from .stream import SourceStreamError, verified_chunks
+
+REF_NAME = "org.opencontainers.image.ref.name"
+CHUNK = 1024 * 1024
+
+
+def write_atomic(path: Path, data: bytes) -> None:
+    """Write `data` to `path` through a temporary file in the same directory and a rename."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def ref_name(repository: str, reference: str) -> str:
+    return f"{repository}@{reference}" if reference.startswith("sha256:") else f"{repository}:{reference}"
+
+
+class LayoutEndpoint:
+    """Reads and writes one OCI image layout directory; repositories only name index entries."""
+
+    def __init__(self, root: str | os.PathLike[str], *, create: bool = True, retry: RetryPolicy | None = None) -> None:
+        self.root = Path(root)
+        self.retry = retry or RetryPolicy()
+        self.label = f"oci:{self.root}"
+        self._lock = threading.Lock()
+        if create:
+            (self.root / "blobs" / "sha256").mkdir(parents=True, exist_ok=True)
+            if not (self.root / "oci-layout").exists():
+                write_atomic(self.root / "oci-layout", b'{"imageLayoutVersion":"1.0.0"}')
+        elif not (self.root / "index.json").is_file():
+            raise RegistryError(f"{self.root} is not an OCI image layout (no index.json)",
+                                hint="point --from at the directory a `mirror --to file://DIR` run wrote")
+        self._index = self._read_index()
+
+    def _read_index(self) -> dict[str, Any]:
+        path = self.root / "index.json"
+        if not path.exists():
+            return {"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": []}
+        try:
+            return json.loads(path.read_text())
+        except ValueError as exc:
+            raise RegistryError(f"{path} is not valid JSON: {exc}",
+                                hint="the layout is damaged; remove index.json and rerun mirror-to-disk") from None
+
+    def blob_path(self, digest: str) -> Path:
+        algo, _, hexpart = digest.partition(":")
+        if algo != "sha256" or len(hexpart) != 64 or not all(c in "0123456789abcdef" for c in hexpart):
+            raise RegistryError(f"{self.label}: refusing unexpected digest {digest!r}")
+        return self.root / "blobs" / "sha256" / hexpart
+
+    def refs(self) -> dict[str, str]:
+        """{ref name: manifest digest} of index.json."""
+        with self._lock:
+            return {m.get("annotations", {}).get(REF_NAME, ""): m["digest"] for m in self._index["manifests"]}
+
+    def _lookup(self, repository: str, reference: str) -> dict[str, Any] | None:
+        name = ref_name(repository, reference)
+        with self._lock:
+            for entry in self._index["manifests"]:
+                if entry.get("annotations", {}).get(REF_NAME) == name:
+                    return entry
+        return None
+
+    def get_manifest(self, repository: str, reference: str) -> Manifest:
+        if reference.startswith("sha256:"):
+            digest, media_type = reference, None
+        else:
+            entry = self._lookup(repository, reference)
+            if entry is None:
+                raise RegistryError(f"{self.label}: no image named {ref_name(repository, reference)}",
+                                    hint="the disk copy is incomplete; rerun mirror-to-disk")
+            digest, media_type = entry["digest"], entry.get("mediaType")
+        path = self.blob_path(digest)
+        if not path.is_file():
+            raise RegistryError(f"{self.label}: manifest {digest} of {repository} is missing",
+                                hint="the disk copy is incomplete; rerun mirror-to-disk")
+        manifest = parse_manifest(path.read_bytes(), media_type, f"{self.label}:{ref_name(repository, reference)}")
+        if manifest.digest != digest:
+            raise RegistryError(f"{self.label}: manifest file {path} does not match its digest {digest}",
+                                hint="the layout is damaged; delete that file and rerun mirror-to-disk")
+        return manifest
+
+    def manifest_digest(self, repository: str, reference: str) -> str | None:
+        if reference.startswith("sha256:"):
+            return reference if self.blob_path(reference).is_file() else None
+        entry = self._lookup(repository, reference)
+        return entry["digest"] if entry else None
+
+    def put_manifest(self, repository: str, reference: str, manifest: Manifest) -> None:
+        path = self.blob_path(manifest.digest)
+        if not path.exists():
+            write_atomic(path, manifest.data)
+        if reference.startswith("sha256:") and reference == manifest.digest:
+            return  # a child of an index: reachable through its parent, no name of its own
+        name = ref_name(repository, reference)
+        entry = {"mediaType": manifest.media_type, "digest": manifest.digest, "size": len(manifest.data),
+                 "annotations": {REF_NAME: name}}
+        with self._lock:
+            manifests = [m for m in self._index["manifests"] if m.get("annotations", {}).get(REF_NAME) != name]
+            manifests.append(entry)
+            self._index["manifests"] = manifests
+            write_atomic(self.root / "index.json", json.dumps(self._index, indent=1).encode())
+
+    @contextmanager
+    def open_blob(self, repository: str, desc: Descriptor) -> Iterator[tuple[Iterator[bytes], int | None]]:
+        path = self.blob_path(desc.digest)
+        try:
+            fh = path.open("rb")
+        except FileNotFoundError:
+            raise RegistryError(f"{self.label}: blob {desc.digest} of {repository} is missing",
+                                hint="the disk copy is incomplete; rerun mirror-to-disk") from None
+        with fh:
+            yield iter(lambda: fh.read(CHUNK), b""), path.stat().st_size
+
+    def ensure_blob(self, repository: str, desc: Descriptor, opener: BlobOpener, origin: str,
+                    on_bytes: Callable[[int], None] | None = None) -> BlobOutcome:
+        path = self.blob_path(desc.digest)
+        if path.is_file() and path.stat().st_size == desc.size:
+            return "present"
+        attempt = 0
+        while True:
+            try:
+                self._write_blob(path, desc, opener, origin, on_bytes)
+                return "copied"
+            except Exception as exc:
+                if not is_transient(exc) or attempt + 1 >= self.retry.attempts:
+                    if isinstance(exc, SourceStreamError):
+                        raise RegistryError(str(exc), hint="check the source registry; rerun to resume") from None
+                    raise
+                self.retry.sleep(attempt)
+                attempt += 1
+
+    def _write_blob(self, path: Path, desc: Descriptor, opener: BlobOpener, origin: str,
+                    on_bytes: Callable[[int], None] | None) -> None:
+        written = 0
+
+        def count(n: int) -> None:
+            nonlocal written
+            written += n
+            if on_bytes:
+                on_bytes(n)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name[:16]}.", suffix=".part")
+        try:
+            with os.fdopen(fd, "wb") as out, opener() as (chunks, _size):
+                for chunk in verified_chunks(chunks, desc, origin, count):
+                    out.write(chunk)
+            os.replace(tmp, path)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            if on_bytes and written:
+                on_bytes(-written)
+            raise

@@ -1,0 +1,150 @@
+"""Mirror-to-mirror between real registries, checked with skopeo (never only with edgebuild's client)."""
+
+from __future__ import annotations
+
+import io
+import json
+from pathlib import Path
+
+import pytest
+
+from edgebuild.plan import Plan, PlanImage
+from edgebuild.reference import MirrorTarget
+from edgebuild.registry.manifest import OCI_INDEX, sha256_digest
+from edgebuild.registry.mirror import MirrorOptions, dry_run, mirror_to_registry
+from tests.registry_fixtures import PASSWORD, USER, write_authfile
+from tests.registry_images import Layout, inspect_raw, make_layer, multiarch_image, push, simple_image, verify_pull
+
+pytestmark = pytest.mark.usefixtures("isolated_auth_env")
+V2 = "mirror.openshift.io/v2alpha1"
+
+
+def make_plan(sources: list[str], api: str = V2) -> Plan:
+    return Plan(api_version=api, images=[PlanImage(source=s, type="additional") for s in sources])
+
+
+@pytest.fixture
+def source_images(registry, tmp_path: Path) -> dict[str, str]:
+    """Three images sharing a base layer, and one amd64+arm64 index; {name: source reference}."""
+    layout = Layout(tmp_path / "layout")
+    base = [make_layer("base", 300_000)]
+    refs = {}
+    for name in ("app-a", "app-b", "app-c"):
+        simple_image(layout, name, (50_000, 7_000), base=base)
+        refs[name] = f"{registry.host}/team/{name}:v1"
+        push(layout, name, refs[name])
+    multiarch_image(layout, "multi")
+    refs["multi"] = f"{registry.host}/team/multi:v2"
+    push(layout, "multi", refs["multi"])
+    return refs
+
+
+def test_mirror_to_mirror_copies_verifies_and_records_digests(source_images, registry2, tmp_path: Path) -> None:
+    plan = make_plan(sorted(source_images.values()))
+    log = io.StringIO()
+    report = mirror_to_registry(plan, f"docker://{registry2.host}/mirror",
+                                MirrorOptions(src_tls_verify=False, dest_tls_verify=False, progress_stream=log))
+    assert len(report.copied) == 4 and not report.failed
+    for img in plan.images:
+        source_raw = inspect_raw(img.source)
+        dest = img.source.replace(source_images["app-a"].split("/")[0], f"{registry2.host}/mirror")
+        assert inspect_raw(dest) == source_raw  # byte-identical manifests
+        assert img.digest == sha256_digest(source_raw)
+        verify_pull(dest, tmp_path / "pulled")  # skopeo checks every blob digest
+    # the shared base layer was uploaded once and mounted into the other repositories
+    assert report.blobs["mounted"] >= 2
+    assert "copied: " in log.getvalue() and "mirrored to" in log.getvalue()
+
+
+def test_second_run_copies_nothing_and_says_so(source_images, registry2) -> None:
+    options = MirrorOptions(src_tls_verify=False, dest_tls_verify=False, progress_stream=io.StringIO())
+    mirror_to_registry(make_plan(list(source_images.values())), f"docker://{registry2.host}", options)
+    log = io.StringIO()
+    options.progress_stream = log
+    report = mirror_to_registry(make_plan(list(source_images.values())), f"docker://{registry2.host}", options)
+    assert report.nothing_new and report.bytes == 0 and len(report.present) == 4
+    assert "nothing new to mirror" in log.getvalue()
+
+
+def test_multi_arch_index_kept_whole(source_images, registry2) -> None:
+    plan = make_plan([source_images["multi"]])
+    mirror_to_registry(plan, f"docker://{registry2.host}", MirrorOptions(src_tls_verify=False, dest_tls_verify=False,
+                                                                         quiet=True))
+    raw = inspect_raw(f"{registry2.host}/team/multi:v2")
+    assert raw == inspect_raw(source_images["multi"])
+    index = json.loads(raw)
+    assert sorted(m["platform"]["architecture"] for m in index["manifests"]) == ["amd64", "arm64"]
+    for child in index["manifests"]:
+        inspect_raw(f"{registry2.host}/team/multi@{child['digest']}")
+
+
+def test_multi_arch_index_filtered_to_one_arch(source_images, registry2, tmp_path: Path) -> None:
+    plan = make_plan([source_images["multi"]])
+    report = mirror_to_registry(plan, f"docker://{registry2.host}",
+                                MirrorOptions(src_tls_verify=False, dest_tls_verify=False, arch="arm64", quiet=True))
+    raw = inspect_raw(f"{registry2.host}/team/multi:v2")
+    index = json.loads(raw)
+    assert index["mediaType"] == OCI_INDEX
+    assert [m["platform"]["architecture"] for m in index["manifests"]] == ["arm64"]
+    assert report.results[0].pushed_digest == sha256_digest(raw) != report.results[0].digest
+    assert plan.images[0].digest == sha256_digest(inspect_raw(source_images["multi"]))
+    verify_pull(f"{registry2.host}/team/multi:v2", tmp_path / "pulled")
+    # the amd64 child was not copied
+    amd64 = next(m for m in json.loads(inspect_raw(source_images["multi"]))["manifests"]
+                 if m["platform"]["architecture"] == "amd64")
+    from tests.registry_images import skopeo
+    assert skopeo("inspect", "--raw", "--tls-verify=false", f"docker://{registry2.host}/team/multi@{amd64['digest']}",
+                  check=False).returncode != 0
+
+
+def test_filter_to_missing_arch_fails_clearly(source_images, registry2) -> None:
+    from edgebuild.errors import RegistryError
+    with pytest.raises(RegistryError, match="no linux/s390x manifest.*amd64.*arm64"):
+        mirror_to_registry(make_plan([source_images["multi"]]), f"docker://{registry2.host}",
+                           MirrorOptions(src_tls_verify=False, dest_tls_verify=False, arch="s390x", quiet=True))
+
+
+def test_tag_resolved_to_digest_and_digest_sources_v1_naming(source_images, registry2) -> None:
+    digest = sha256_digest(inspect_raw(source_images["app-a"]))
+    by_digest = source_images["app-a"].rsplit(":", 1)[0] + "@" + digest
+    plan = make_plan([by_digest], api="mirror.openshift.io/v1alpha2")
+    mirror_to_registry(plan, MirrorTarget(registry2.host, "ns"),
+                       MirrorOptions(src_tls_verify=False, dest_tls_verify=False, quiet=True))
+    # oc-mirror v1 names a digest-only image by the first 6 hex characters of its digest
+    assert sha256_digest(inspect_raw(f"{registry2.host}/ns/team/app-a:{digest[7:13]}")) == digest
+
+
+def test_mirror_into_tls_registry_with_basic_auth(source_images, registry_factory, tls_files, tmp_path: Path) -> None:
+    dest = registry_factory("tlsauth", tls=True, auth=True)
+    authfile = write_authfile(tmp_path / "auth.json", {dest.host: (USER, PASSWORD)})
+    plan = make_plan(list(source_images.values()))
+    report = mirror_to_registry(plan, f"docker://{dest.host}",
+                                MirrorOptions(src_tls_verify=False, dest_tls_verify=True, cert_dir=str(tls_files.cert_dir),
+                                              authfile=str(authfile), quiet=True))
+    assert len(report.copied) == 4
+    for img in plan.images:
+        ref = img.source.replace(img.source.split("/")[0], dest.host)
+        assert sha256_digest(inspect_raw(ref, tls_verify=True, cert_dir=tls_files.cert_dir,
+                                         creds=(USER, PASSWORD))) == img.digest
+
+
+def test_mirror_from_tls_auth_source_with_tls_verify_false(registry_factory, registry2, tmp_path: Path) -> None:
+    src = registry_factory("srcauth", tls=True, auth=True)
+    layout = Layout(tmp_path / "layout")
+    simple_image(layout, "one")
+    push(layout, "one", f"{src.host}/x/one:v1", creds=(USER, PASSWORD))
+    authfile = write_authfile(tmp_path / "auth.json", {src.host: (USER, PASSWORD)})
+    plan = make_plan([f"{src.host}/x/one:v1"])
+    mirror_to_registry(plan, f"docker://{registry2.host}",
+                       MirrorOptions(src_tls_verify=False, dest_tls_verify=False, authfile=str(authfile), quiet=True))
+    assert sha256_digest(inspect_raw(f"{registry2.host}/x/one:v1")) == plan.images[0].digest
+
+
+def test_dry_run_returns_mapping_and_writes_nothing(source_images, registry2) -> None:
+    plan = make_plan(sorted(source_images.values()))
+    lines = dry_run(plan, f"docker://{registry2.host}/mirror")
+    assert f"{source_images['app-a']}={registry2.host}/mirror/team/app-a:v1" in lines
+    assert len(lines) == 4
+    from tests.registry_images import skopeo
+    assert skopeo("inspect", "--raw", "--tls-verify=false", f"docker://{registry2.host}/mirror/team/app-a:v1",
+                  check=False).returncode != 0
