@@ -9,14 +9,8 @@ import gzip
 import hashlib
 import io
 import json
-import os
-import shutil
-import signal
-import socket
 import subprocess
 import tarfile
-import time
-import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,11 +22,11 @@ from edgebuild.catalog.selection import SelectedPackage, Selection
 from edgebuild.config import OperatorSpec, PackageSpec
 from edgebuild.plan import CatalogPlan, Plan, PlanImage
 from edgebuild.reference import MirrorTarget
+from tests.conftest import require_tool
+from tests.registry_fixtures import RegistryServer
 
 API_V1 = "mirror.openshift.io/v1alpha2"
 API_V2 = "mirror.openshift.io/v2alpha1"
-SHARED = Path(__file__).resolve().parents[2] / "shared"
-REGISTRY_BIN = "/usr/bin/docker-registry"
 
 
 def fake_digest(seed: str) -> str:
@@ -43,59 +37,27 @@ def fake_digest(seed: str) -> str:
 # Registry and images
 
 
-@dataclass
-class LocalRegistry:
-    host: str  # 127.0.0.1:PORT
-    root: Path
-
-    def push(self, layout: Path, ref_name: str, repository: str, tag: str) -> str:
-        """Copy oci:layout:ref_name to this registry as repository:tag; return the manifest digest."""
-        subprocess.run(["skopeo", "copy", "--quiet", "--dest-tls-verify=false", f"oci:{layout}:{ref_name}",
-                        f"docker://{self.host}/{repository}:{tag}"], check=True, capture_output=True, timeout=60)
-        out = subprocess.run(["skopeo", "inspect", "--tls-verify=false", "-n", "--format", "{{.Digest}}",
-                              f"docker://{self.host}/{repository}:{tag}"],
-                             check=True, capture_output=True, text=True, timeout=60)
-        return out.stdout.strip()
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+def push(registry_host: str, layout: Path, ref_name: str, repository: str, tag: str) -> str:
+    """Copy oci:layout:ref_name to registry_host/repository:tag with skopeo; return the manifest digest."""
+    subprocess.run(["skopeo", "copy", "--quiet", "--dest-tls-verify=false", f"oci:{layout}:{ref_name}",
+                    f"docker://{registry_host}/{repository}:{tag}"], check=True, capture_output=True, timeout=60)
+    out = subprocess.run(["skopeo", "inspect", "--tls-verify=false", "-n", "--format", "{{.Digest}}",
+                          f"docker://{registry_host}/{repository}:{tag}"],
+                         check=True, capture_output=True, text=True, timeout=60)
+    return out.stdout.strip()
 
 
 @pytest.fixture(scope="module")
-def registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalRegistry]:
-    """Debian's docker-registry on 127.0.0.1 with temporary storage, stopped by PID afterwards."""
-    if not (os.access(REGISTRY_BIN, os.X_OK) and shutil.which("skopeo")):
-        pytest.skip("docker-registry or skopeo is not installed")
-    root = tmp_path_factory.mktemp("registry")
-    port = _free_port()
-    config = root / "config.yml"
-    config.write_text(
-        "version: 0.1\nlog: {level: error}\n"
-        f"storage: {{filesystem: {{rootdirectory: {root / 'data'}}}}}\n"
-        f"http: {{addr: 127.0.0.1:{port}, secret: render-tests}}\n")
-    proc = subprocess.Popen([REGISTRY_BIN, "serve", str(config)], stdout=subprocess.DEVNULL,
-                            stderr=(root / "registry.log").open("wb"))
+def mirror_registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RegistryServer]:
+    """One real docker-registry on 127.0.0.1 for a whole module (tests/registry_fixtures.RegistryServer),
+    stopped by PID at the end; module scope because every test reads the same pushed images."""
+    require_tool("skopeo")
+    require_tool("docker-registry")
+    server = RegistryServer(tmp_path_factory.mktemp("render-mirror")).start()
     try:
-        deadline = time.monotonic() + 10
-        while True:
-            try:
-                urllib.request.urlopen(f"http://127.0.0.1:{port}/v2/", timeout=1).close()
-                break
-            except OSError:
-                if time.monotonic() > deadline or proc.poll() is not None:
-                    raise RuntimeError("docker-registry did not start: " + (root / "registry.log").read_text())
-                time.sleep(0.02)
-        yield LocalRegistry(f"127.0.0.1:{port}", root)
+        yield server
     finally:
-        os.kill(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            os.kill(proc.pid, signal.SIGKILL)
-            proc.wait()
+        server.stop()
 
 
 def write_oci_image(layout: Path, ref_name: str, payload: str) -> str:
