@@ -165,6 +165,16 @@ class _Run:
                              + (f"; did you mean {', '.join(map(repr, near))}?" if near else ""))
                 continue
             for ich in inc.channels:
+                channel = pkg.channels.get(ich.name)
+                if channel is not None and ich.versions:
+                    have = sorted({v for e in channel.entries if (v := self.version(pkg.name, e.name))})
+                    for want in ich.versions:
+                        if want not in have and have:
+                            pivot = _index_near(have, want)
+                            near = have[max(0, pivot - 2):pivot + 2]
+                            notes.append(f"channel {ich.name!r} of {inc.name!r} has no version {want}; nearest: "
+                                         f"{', '.join(map(str, near))} (minVersion must name an existing version "
+                                         "in oc-mirror v1; use maxVersion too for a range)")
                 if ich.name not in pkg.channels:
                     near = difflib.get_close_matches(ich.name, list(pkg.channels), n=3, cutoff=0.5)
                     notes.append(f"package {inc.name!r} has no channel {ich.name!r}; its channels are "
@@ -568,14 +578,21 @@ def _single_head_suggestion(pkg: Package, channel: Channel, inc: IncludePackage 
         heads = channel_heads(kept)
         return heads[0] if kept and len(heads) == 1 else None
 
+    def nearest(target: Version, widen: int) -> list[Version]:
+        # Candidates ordered by distance (in releases) from the current bound, ties going to the one that
+        # widens the range (keeps more bundles); at most 200 are tried.
+        pivot = _index_near(candidates, target)
+        ranked = sorted((abs(i - pivot), -widen * i, v) for i, v in enumerate(candidates))
+        return [v for _, _, v in ranked][:200]
+
     options = []
     if high is not None:
-        for v in sorted(candidates, key=lambda c: (abs(candidates.index(c) - _index_near(candidates, high)), c))[:200]:
+        for v in nearest(high, widen=1):
             if (low is None or v >= low) and (head := one_head(low, v)):
                 options.append(f"maxVersion {v} (head {head})")
                 break
     if low is not None:
-        for v in sorted(candidates, key=lambda c: (abs(candidates.index(c) - _index_near(candidates, low)), c))[:200]:
+        for v in nearest(low, widen=-1):
             if (high is None or v <= high) and (head := one_head(v, high)):
                 options.append(f"minVersion {v} (head {head})")
                 break
