@@ -99,10 +99,11 @@ def _iter_json_text(read: Callable[[int], str], origin: str) -> Iterator[tuple[i
         try:
             value, end = raw_decode(buf, pos)
         except json.JSONDecodeError as exc:
-            incomplete = len(buf) - exc.pos < _TRUNCATION_MARGIN or exc.msg.startswith("Unterminated string")
-            if not incomplete or eof:
+            unterminated = exc.msg.startswith("Unterminated string")
+            if eof or not (unterminated or len(buf) - exc.pos < _TRUNCATION_MARGIN):
                 err_line = line + buf.count("\n", pos, exc.pos)
-                what = "truncated JSON (the file ends inside a value)" if incomplete else f"invalid JSON: {exc.msg}"
+                truncated = eof and (unterminated or exc.pos >= len(buf.rstrip()))
+                what = "truncated JSON (the file ends inside a value)" if truncated else f"invalid JSON: {exc.msg}"
                 raise CatalogError(f"{origin}:{err_line}: {what}",
                                    "re-create the catalog file, e.g. with `opm render`") from None
             # The blob continues past the buffer: keep its start, read at least as much again.
