@@ -89,15 +89,12 @@ def channel_graph(entries: list[ChannelEntry]) -> ChannelGraph:
                 errors.append(f"invalid channel entry {go_quote(entry.name)}: replaces itself")
             incoming.setdefault(entry.replaces, set()).add(entry.name)
             graph.replaces[entry.name] = entry.replaces
-        skips: list[str] = []
         for skip in entry.skips:
             if skip == entry.name:
                 errors.append(f"invalid channel entry {go_quote(entry.name)}: skips itself")
             incoming.setdefault(skip, set()).add(entry.name)
-            if skip not in skips:
-                skips.append(skip)
-        if skips:
-            graph.skips[entry.name] = tuple(skips)
+        if entry.skips:
+            graph.skips[entry.name] = tuple(dict.fromkeys(entry.skips))
     heads = [e.name for e in entries if not incoming.get(e.name)]
     if not heads:
         errors.append("no channel heads found")
@@ -134,9 +131,13 @@ def filter_channel_by_range(graph: ChannelGraph, version_range: VersionRange,
     """
     chain = graph.replaces_chain()
 
+    memo: dict[str, bool] = {}
+
     def in_range(name: str) -> bool:
-        version = versions.get(name)
-        return version is not None and version_range.contains(version)
+        if name not in memo:
+            version = versions.get(name)
+            memo[name] = version is not None and version_range.contains(version)
+        return memo[name]
 
     counted: set[str] = set()
     counts: dict[str, int] = {}
