@@ -70,11 +70,12 @@ def parse_mirror(text: str | None) -> MirrorTarget | None:
         raise UsageError(str(exc)) from None
 
 
-def make_plan(args: argparse.Namespace, config: ImageSetConfig | None = None) -> Plan:
+def make_plan(args: argparse.Namespace, config: ImageSetConfig | None = None,
+              mirror: MirrorTarget | None = None) -> Plan:
     config = config or load_config(args.config)
     for warning in config.warnings:
         log.warning("warning: %s", warning)
-    mirror = parse_mirror(getattr(args, "to", None))
+    mirror = mirror or parse_mirror(getattr(args, "to", None))
     catalogs = load_catalogs(config, args)
     return build_plan(config, catalogs, mirror)
 
@@ -109,16 +110,133 @@ def print_plan_text(plan: Plan, out: TextIO) -> None:
         out.write(f"error: {error}\n")
 
 
+def mirror_options(args: argparse.Namespace, config: ImageSetConfig | None = None) -> Any:
+    from .registry.mirror import MirrorOptions
+    return MirrorOptions(src_tls_verify=args.src_tls_verify, dest_tls_verify=args.dest_tls_verify,
+                         authfile=args.authfile, cert_dir=args.cert_dir, arch=args.arch,
+                         parallel=getattr(args, "parallel", 4), quiet=args.quiet,
+                         archive_size_gb=config.archive_size_gb if config else None)
+
+
+def _load_state(config: ImageSetConfig, authfile: str | None) -> dict[str, Any] | None:
+    if config.storage is None:
+        return None
+    from .registry.state import load_state
+    return load_state(config, authfile=authfile)
+
+
+def _save_state(config: ImageSetConfig, plan: Plan, previous: dict[str, Any] | None,
+                authfile: str | None) -> None:
+    if config.storage is None:
+        return
+    from .registry.state import save_state, state_from_run
+    save_state(config, state_from_run(plan, previous), authfile=authfile)
+
+
+def _fail_on_plan_errors(plan: Plan) -> None:
+    if plan.errors:
+        for error in plan.errors:
+            print(f"error: {error}", file=sys.stderr)
+        raise CatalogError(f"the plan has {len(plan.errors)} error(s); nothing was mirrored",
+                           "fix the configuration or the catalog selection ('edgebuild plan' shows the plan)")
+
+
 def run_mirror(args: argparse.Namespace) -> int:
-    raise CatalogError("mirror is being wired in; see issue #3")
+    """mirror: registry to registry, to disk (file://), or from disk (--from file:// --to docker://)."""
+    from .registry import mirror as engine
+    config = load_config(args.config)
+    for warning in config.warnings:
+        log.warning("warning: %s", warning)
+    options = mirror_options(args, config)
+    if args.from_:
+        if not args.from_.startswith("file://") or not args.to.startswith("docker://"):
+            raise UsageError("--from takes file://DIR and then --to must be docker://HOST[:PORT][/NS]")
+        if args.dry_run:
+            raise UsageError("--dry-run with --from is not supported: the disk copy's edgebuild/images.json "
+                             "lists what would be pushed")
+        report = engine.mirror_from_disk(args.from_, args.to, options)
+        print(report.summary())
+        return 0
+    to_disk = args.to.startswith("file://")
+    mirror = parse_mirror(args.to)
+    options.previous_state = _load_state(config, args.authfile)
+    plan = build_plan(config, load_catalogs(config, args), mirror, previous=options.previous_state)
+    for warning in plan.warnings:
+        log.warning("warning: %s", warning)
+    _fail_on_plan_errors(plan)
+    if args.dry_run:
+        for line in engine.dry_run(plan, None if to_disk else args.to):
+            print(line)
+        return 0
+    report = (engine.mirror_to_disk(plan, args.to, options) if to_disk
+              else engine.mirror_to_registry(plan, args.to, options))
+    _save_state(config, plan, options.previous_state, args.authfile)
+    print(report.summary())
+    return 0
+
+
+def render_options(args: argparse.Namespace, mirror: MirrorTarget) -> Any:
+    from .render.options import RenderOptions
+    return RenderOptions(
+        mirror=mirror, distro=args.distro, microshift_version=args.microshift_version,
+        release_info=[Path(p) for p in args.release_info], blueprint_name=args.blueprint_name,
+        blueprint_version=args.blueprint_version, insecure_mirror=args.insecure_mirror,
+        block_originals=args.block_original_registries, ca_file=Path(args.mirror_ca) if args.mirror_ca else None,
+        subscription_config=Path(args.subscription_config) if args.subscription_config else None,
+        catalog_poll_interval=args.catalog_poll_interval)
+
+
+def _render(plan: Plan, config: ImageSetConfig, args: argparse.Namespace, mirror: MirrorTarget) -> Any:
+    from .render.output import render_outputs
+    result = render_outputs(plan, config, render_options(args, mirror), Path(args.output))
+    for warning in result.warnings:
+        log.warning("warning: %s", warning)
+    print(f"rendered {result.blueprint} ({result.containers} containers, "
+          f"{len(result.manifest_dirs)} manifests directories) and {result.dropin}")
+    return result
 
 
 def run_render(args: argparse.Namespace) -> int:
-    raise CatalogError("render is being wired in; see issue #4")
+    """render: the plan against a mirror that already holds the images (digests read from it)."""
+    from .registry.resolve import resolve_digests
+    config = load_config(args.config)
+    mirror = parse_mirror(f"docker://{args.mirror.removeprefix('docker://')}")
+    assert mirror is not None
+    plan = make_plan(args, config, mirror=mirror)
+    _fail_on_plan_errors(plan)
+    resolve_digests(plan, mirror, mirror_options(args, config))
+    _render(plan, config, args, mirror)
+    return 0
 
 
 def run_build(args: argparse.Namespace) -> int:
-    raise CatalogError("build is being wired in; see issue #4")
+    """build: plan, mirror, render, verify — the main job."""
+    from .registry.mirror import mirror_to_registry
+    if not args.to.startswith("docker://"):
+        raise UsageError(f"build --to {args.to}: build needs a registry the image builder can pull from",
+                         "use docker://HOST[:PORT][/NS]; for an air gap, run 'mirror --to file://' first")
+    config = load_config(args.config)
+    for warning in config.warnings:
+        log.warning("warning: %s", warning)
+    mirror = parse_mirror(args.to)
+    assert mirror is not None
+    options = mirror_options(args, config)
+    options.previous_state = _load_state(config, args.authfile)
+    plan = build_plan(config, load_catalogs(config, args), mirror, previous=options.previous_state)
+    for warning in plan.warnings:
+        log.warning("warning: %s", warning)
+    _fail_on_plan_errors(plan)
+    report = mirror_to_registry(plan, args.to, options)
+    print(report.summary())
+    _save_state(config, plan, options.previous_state, args.authfile)
+    _render(plan, config, args, mirror)
+    if args.skip_verify:
+        return 0
+    from .verify import verify
+    verify_report = verify(Path(args.output), release_info=[Path(p) for p in args.release_info],
+                           authfile=args.authfile, arch=args.arch)
+    sys.stdout.write(verify_report.format_text())
+    return 0 if verify_report.ok else 1
 
 
 def run_verify(args: argparse.Namespace) -> int:
@@ -133,8 +251,32 @@ def run_verify(args: argparse.Namespace) -> int:
 
 
 def run_compose(args: argparse.Namespace) -> int:
-    raise CatalogError("compose is being wired in; see issue #5")
+    from .compose import compose_cloud, compose_weldr
+    wait = args.wait or bool(args.download)
+
+    def progress(event: Any) -> None:
+        if not args.quiet:
+            print(f"compose: {event}", file=sys.stderr)
+
+    common = dict(ref=args.ref, parent=args.parent, url=args.url, wait=wait, download_dir=args.download,
+                  progress=progress, timeout=args.timeout)
+    if args.cloud_api:
+        token = Path(args.token_file).read_text(encoding="utf-8").strip() if args.token_file else None
+        result = compose_cloud(args.blueprint, args.image_type, endpoint=args.cloud_api, token=token,
+                               arch=args.arch, **common)
+    else:
+        result = compose_weldr(args.blueprint, args.image_type, socket=args.socket or "/run/weldr/api.socket",
+                               **common)
+    print(result)
+    return 0
 
 
 def run_convert(args: argparse.Namespace) -> int:
-    raise CatalogError("convert is being wired in; see issue #4")
+    from .render.convert import convert_file
+    text = convert_file(args.kind, Path(args.file), insecure=args.insecure_mirror)
+    if args.output:
+        from .registry.layout import write_atomic
+        write_atomic(Path(args.output), text.encode())
+    else:
+        sys.stdout.write(text)
+    return 0

@@ -149,6 +149,9 @@ def build_plan(config: ImageSetConfig, catalogs: dict[str, Catalog], mirror: Mir
                previous: dict[str, Any] | None = None) -> Plan:
     """The image set of `config`, using `catalogs` keyed by `mirror.operators[].catalog`.
 
+    `previous` is the storageConfig state of earlier runs (`registry.state`); its per-catalog
+    selections drive oc-mirror v1's incremental heads-only mirroring.
+
     Selection errors do not stop the plan: they are collected in `Plan.errors` (the CLI exits 1),
     so one broken package does not hide what the rest of the configuration would mirror.
     """
@@ -170,8 +173,8 @@ def build_plan(config: ImageSetConfig, catalogs: dict[str, Catalog], mirror: Mir
         if catalog is None:
             raise EdgebuildError(f"catalog {spec.catalog} was not loaded")
         try:
-            selection = select(catalog, spec, semantics,
-                               previous=(previous or {}).get(catalog_unique_name(spec)))
+            earlier = ((previous or {}).get("catalogs") or {}).get(catalog_unique_name(spec))
+            selection = select(catalog, spec, semantics, previous=earlier)
         except EdgebuildError as exc:
             plan.operators.append(CatalogPlan(spec, None, error=str(exc)))
             plan.errors.append(f"catalog {spec.catalog}: {exc}")
