@@ -315,7 +315,7 @@ class _Filter:
         if self.spec.full:
             return list(channel.entries), {e.name for e in channel.entries}
         if not range_text:
-            return self._head_only(pkg, channel, versions, where)
+            return self._head_only(pkg, channel, versions)
         try:
             version_range = VersionRange.parse(range_text)
         except RangeError as exc:
@@ -347,8 +347,9 @@ class _Filter:
                                                                      if not entries else ""))
         return entries, keep
 
-    def _head_only(self, pkg: Package, channel: Channel, versions: dict[str, Version],
-                   where: str) -> tuple[list[ChannelEntry], set[str]]:
+    def _head_only(self, pkg: Package, channel: Channel,
+                   versions: dict[str, Version]) -> tuple[list[ChannelEntry], set[str]]:
+        """The head entry, verbatim; graph errors are wrapped with the package and channel."""
         graph = self._graph(pkg, channel, versions, wrap=True)
         head_entry = next(e for e in channel.entries if e.name == graph.head)
         return [head_entry], {graph.head}
