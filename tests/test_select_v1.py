@@ -418,6 +418,18 @@ def test_incremental_pruned_starting_version_moves_to_the_next_one() -> None:
     assert select_v1(step2, _spec(), previous=state).bundle_names() == ["foo.v0.3.0", "foo.v0.4.0", "foo.v0.5.0"]
 
 
+@pytest.mark.skipif(not (SHARED / "conformance").is_dir(), reason="../shared/conformance is not present")
+def test_incremental_with_packages_v1_09_include_variant() -> None:
+    """v1-09's second config (imageset-config-filter-multi-prune.yaml: packages foo, bar minVersion 0.1.0)
+    gives the same two steps as the catalog-wide run (e2e pruned_catalogs_with_include)."""
+    case = SHARED / "conformance" / "oc-mirror-filtering" / "v1-09-incremental-pruned-catalog"
+    spec = _spec(PackageSpec("foo"), PackageSpec("bar", min_version="0.1.0"))
+    first = select_v1(load_catalog_dir(case / "catalog" / "step1"), spec)
+    assert first.bundle_names() == ["bar.v0.1.0", "foo.v0.1.1"]
+    second = select_v1(load_catalog_dir(case / "catalog" / "step2"), spec, previous=selection_state(first))
+    assert second.bundle_names() == ["bar.v0.1.0", "foo.v0.2.0"]
+
+
 def test_incremental_state_of_the_wrong_shape_is_refused() -> None:
     with pytest.raises(SelectionError, match="previous run state is not in the form"):
         select_v1(build_catalog(FOO), _spec(), previous={"foo": ["foo.v0.1.0"]})

@@ -712,10 +712,10 @@ def select_v1(catalog: Catalog, spec: OperatorSpec, previous: Any = None) -> Sel
     if isinstance(previous, dict) and heads_only:
         state = _check_previous(previous)
         if includes:
+            # Listed packages only: their channels as a full (not heads-only) include would select them;
+            # dependencies are resolved again by the final run.
             first: OutModel = {}
             run.include(list(includes.values()), heads_only=False, out=first)
-            if not spec.skip_dependencies:
-                run.add_dependencies(first)
             keep = {n: inc for n, inc in includes.items()
                     if inc.range or inc.all_versions or inc.all_bundles or any(c.is_set for c in inc.channels)}
             final = _incremental_includes(run, first, {k: v for k, v in state.items()}, keep)
