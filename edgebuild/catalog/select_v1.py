@@ -549,6 +549,7 @@ def _validation_hint(catalog: Catalog, views: list[PackageView], includes: dict[
             if suggestion:
                 note += f"; {suggestion}"
             notes.append(note)
+    notes.append(INVALID_CATALOG_HINT)
     notes.append("Please check the minVersion, maxVersion, and default channel for each invalid package.")
     return "\n  ".join(notes)
 
