@@ -581,9 +581,6 @@ def _read_versions(r: _Reader, keys: dict[str, yaml.Node], fld: str, target: Pac
         if target.min_version:
             r.error(keys["minBundle"], f"{fld}.minBundle", "minimum version and bundle are mutually exclusive",
                     "keep either minVersion or minBundle")
-        else:
-            r.warn(keys["minBundle"], f"{fld}.minBundle",
-                   "oc-mirror v1 ignores the bundle name and keeps the whole channel; edgebuild does the same")
     if api == API_V2 and op.full and (target.min_version or target.max_version):
         r.error(keys.get("minVersion") or keys.get("maxVersion"), f"{fld}",
                 f"{what}: Full: true cannot be mixed with versionRange",

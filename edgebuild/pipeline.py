@@ -154,8 +154,7 @@ def run_mirror(args: argparse.Namespace) -> int:
         if args.dry_run:
             raise UsageError("--dry-run with --from is not supported: the disk copy's edgebuild/images.json "
                              "lists what would be pushed")
-        report = engine.mirror_from_disk(args.from_, args.to, options)
-        print(report.summary())
+        engine.mirror_from_disk(args.from_, args.to, options)
         return 0
     to_disk = args.to.startswith("file://")
     mirror = parse_mirror(args.to)
@@ -168,10 +167,11 @@ def run_mirror(args: argparse.Namespace) -> int:
         for line in engine.dry_run(plan, None if to_disk else args.to):
             print(line)
         return 0
-    report = (engine.mirror_to_disk(plan, args.to, options) if to_disk
-              else engine.mirror_to_registry(plan, args.to, options))
+    if to_disk:
+        engine.mirror_to_disk(plan, args.to, options)  # each prints its own summary unless --quiet
+    else:
+        engine.mirror_to_registry(plan, args.to, options)
     _save_state(config, plan, options.previous_state, args.authfile)
-    print(report.summary())
     return 0
 
 
@@ -226,8 +226,7 @@ def run_build(args: argparse.Namespace) -> int:
     for warning in plan.warnings:
         log.warning("warning: %s", warning)
     _fail_on_plan_errors(plan)
-    report = mirror_to_registry(plan, args.to, options)
-    print(report.summary())
+    mirror_to_registry(plan, args.to, options)  # prints its own summary unless --quiet
     _save_state(config, plan, options.previous_state, args.authfile)
     _render(plan, config, args, mirror)
     if args.skip_verify:

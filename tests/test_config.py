@@ -80,7 +80,6 @@ def test_full_v1_config_reads_every_field():
     # Accepted but not acted on: said plainly, with the reason.
     assert any("mirror.platform" in w and "not acted on" in w for w in config.warnings)
     assert any("mirror.helm" in w and "not acted on" in w for w in config.warnings)
-    assert any("minBundle" in w and "whole channel" in w for w in config.warnings)
 
 
 def test_v2_fields_and_lenient_versions():

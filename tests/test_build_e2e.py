@@ -1,0 +1,187 @@
+"""The main job end to end, with real parts: two docker-registry processes (an "upstream" and the
+mirror), the quickstart's generated operator catalog, `edgebuild build` (select, mirror, render,
+verify), skopeo checking the mirror, and podman starting an embedded image from the rendered
+device root with no network — the way a field device would.
+
+Also the verify failure modes: a related image left out of the blueprint, a CatalogSource image that
+is not the embedded name, and a manifests directory that does not build.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import tomlkit
+
+from edgebuild.cli import main
+from tests.conftest import REPO, require_tool
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture
+def upstream(registry_factory, tmp_path: Path) -> dict:
+    """The quickstart's catalog and images pushed to an 'upstream' registry; its ImageSetConfiguration."""
+    for tool in ("skopeo", "podman", "kubectl", "unshare"):
+        require_tool(tool)
+    up = registry_factory("upstream")
+    config = tmp_path / "isc.yaml"
+    subprocess.run([sys.executable, str(REPO / "examples/quickstart/make_example.py"), "--upstream", up.host,
+                    "--workdir", str(tmp_path / "example"), "--config", str(config)], check=True,
+                   capture_output=True)
+    return {"host": up.host, "config": config}
+
+
+@pytest.fixture
+def built(upstream: dict, registry_factory, tmp_path: Path, capsys) -> dict:
+    mirror = registry_factory("mirror")
+    out = tmp_path / "out"
+    rc = main(["build", "-c", str(upstream["config"]), "--to", f"docker://{mirror.host}/edge", "-o", str(out),
+               "--src-tls-verify=false", "--dest-tls-verify=false", "--insecure-mirror", "-q"])
+    captured = capsys.readouterr()
+    assert rc == 0, captured.out + captured.err
+    return {**upstream, "mirror": mirror.host, "out": out, "stdout": captured.out}
+
+
+def _plan_images(out: Path) -> list[dict]:
+    return json.loads((out / "plan.json").read_text())["images"]
+
+
+def test_build_mirrors_renders_and_verifies(built: dict):
+    out = built["out"]
+    assert "verify: ok" in built["stdout"]
+    for name in ("blueprint.toml", "blueprint-installer.toml", "mapping.txt", "images.json", "plan.json",
+                 "files/etc/containers/registries.conf.d/999-edgebuild-mirror.conf"):
+        assert (out / name).is_file(), name
+    images = _plan_images(out)
+    assert sorted(i["type"] for i in images) == ["additional", "bundle", "catalog", "related"]
+    # Every image is in the mirror, by digest, as an independent client sees it.
+    for img in images:
+        dest = img["destination"].split("@")[0].rsplit(":", 1)[0] if img["type"] == "catalog" else \
+            img["destination"].split("@")[0]
+        result = subprocess.run(["skopeo", "inspect", "--raw", "--tls-verify=false",
+                                 f"docker://{dest}@{img['digest']}"], capture_output=True, text=True)
+        assert result.returncode == 0, result.stderr
+    # Every image the device needs has a [[containers]] entry named by the reference the device uses.
+    blueprint = tomlkit.parse((out / "blueprint.toml").read_text()).unwrap()
+    names = {c["name"] for c in blueprint["containers"]}
+    for img in images:
+        if img["type"] != "catalog":
+            assert f"{img['source'].split('@')[0]}@{img['digest']}" in names
+    # The bundle selected is the channel head (v1 heads-only) and the subscription pins it.
+    subscription = next(out.glob("files/etc/microshift/manifests.d/*/subscription-edge-hello.yaml")).read_text()
+    assert "startingCSV: edge-hello.v0.2.0" in subscription and "namespace: openshift-operators" in subscription
+
+
+def test_second_build_copies_nothing_new(built: dict, capsys):
+    rc = main(["build", "-c", str(built["config"]), "--to", f"docker://{built['mirror']}/edge", "-o",
+               str(built["out"]), "--src-tls-verify=false", "--dest-tls-verify=false", "--insecure-mirror",
+               "--skip-verify"])
+    assert rc == 0
+    assert "nothing new to mirror" in capsys.readouterr().err
+
+
+def _podman_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, storage_conf: Path) -> None:
+    """podman settings that work as root on these machines (registry-tooling.md §5)."""
+    work = tmp_path / "podman"
+    (work / "tmp").mkdir(parents=True)
+    conf = work / "containers.conf"
+    conf.write_text(
+        '[containers]\nnetns = "host"\ncgroupns = "host"\nlog_driver = "k8s-file"\n'
+        'default_ulimits = ["nofile=1024:1024", "nproc=1024:1024"]\n'
+        f'[engine]\ncgroup_manager = "cgroupfs"\nevents_logger = "file"\n'
+        f'events_logfile_path = "{work}/events.log"\nruntime = "runc"\ntmp_dir = "{work}/tmp"\n')
+    monkeypatch.setenv("CONTAINERS_CONF", str(conf))
+    monkeypatch.setenv("CONTAINERS_STORAGE_CONF", str(storage_conf))
+    monkeypatch.setenv("TMPDIR", str(work / "tmp"))
+
+
+def test_embedded_image_runs_offline_from_the_device_store(built: dict, tmp_path: Path, monkeypatch, pytestconfig):
+    """pytest-container starts the additionalImage from the rendered root's image store with
+    `--network none`: it can only come from what the blueprint embeds."""
+    from pytest_container import Container
+    from pytest_container.container import ContainerLauncher
+    from pytest_container.runtime import PodmanRuntime
+
+    app = next(i for i in _plan_images(built["out"]) if i["type"] == "additional")
+    name = f"{app['source'].split('@')[0]}@{app['digest']}"
+    _podman_env(tmp_path, monkeypatch, built["out"] / ".verify" / "storage.conf")
+    container = Container(url=f"containers-storage:{name}", custom_entry_point="/bin/sleep",
+                          extra_entrypoint_args=["600"], extra_launch_args=["--network", "none", "--init"])
+    with ContainerLauncher.from_pytestconfig(container, PodmanRuntime(), pytestconfig) as launcher:
+        launcher.launch_container()
+        data = launcher.container_data
+        assert data.connection.file("/etc/hello.txt").content_string == "hello from an offline image\n"
+        assert data.connection.run("cat /etc/hello.txt").rc == 0
+
+
+def _edit_blueprint(out: Path, edit) -> None:
+    doc = tomlkit.parse((out / "blueprint.toml").read_text())
+    edit(doc)
+    (out / "blueprint.toml").write_text(tomlkit.dumps(doc))
+
+
+def test_verify_fails_naming_a_related_image_left_out(built: dict, capsys):
+    out = built["out"]
+    operator = next(i for i in _plan_images(out) if i["type"] == "related")
+    wanted = f"{operator['source'].split('@')[0]}@{operator['digest']}"
+
+    def drop(doc):
+        containers = doc["containers"]
+        index = next(n for n, c in enumerate(containers) if c["name"] == wanted)
+        del containers[index]
+    _edit_blueprint(out, drop)
+    assert main(["verify", str(out)]) == 1
+    text = capsys.readouterr().out
+    assert f"MISSING {wanted}" in text and "verify: FAILED" in text
+    assert "edge-hello/edge-hello.v0.2.0" in text  # who needs it
+
+
+def test_verify_fails_when_catalogsource_image_is_not_the_embedded_name(built: dict, capsys):
+    out = built["out"]
+    catalog = next(i for i in _plan_images(out) if i["type"] == "catalog")
+    by_tag = catalog["destination"]  # the mirror reference by tag: not how the image is embedded
+
+    def retarget(doc):
+        for entry in doc["customizations"]["files"]:
+            if entry["path"].endswith("catalogsource.yaml"):
+                lines = [f"  image: {by_tag}" if line.strip().startswith("image:") else line
+                         for line in str(entry["data"]).splitlines()]
+                entry["data"] = tomlkit.string("\n".join(lines) + "\n", multiline=True, literal=True)
+    _edit_blueprint(out, retarget)
+    assert main(["verify", str(out)]) == 1
+    text = capsys.readouterr().out
+    assert f"MISSING {by_tag}" in text and "referenced by tag" in text
+
+
+def test_verify_fails_when_a_manifests_directory_does_not_build(built: dict, capsys):
+    out = built["out"]
+
+    def break_kustomization(doc):
+        for entry in doc["customizations"]["files"]:
+            if entry["path"].endswith("kustomization.yaml"):
+                entry["data"] = tomlkit.string(str(entry["data"]) + "  - missing-file.yaml\n", multiline=True,
+                                               literal=True)
+    _edit_blueprint(out, break_kustomization)
+    assert main(["verify", str(out), "--format", "json"]) == 1
+    report = json.loads(capsys.readouterr().out)
+    assert report["ok"] is False
+    failed = [m for m in report["manifests"] if not m["ok"]]
+    assert len(failed) == 1 and "missing-file.yaml" in failed[0]["detail"]
+
+
+def test_quickstart_outputs_are_replaced_atomically_on_failure(built: dict, tmp_path: Path, capsys):
+    """A failed run (here: an invalid configuration) leaves the previous output untouched."""
+    before = (built["out"] / "blueprint.toml").read_bytes()
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(built["config"].read_text().replace("packages:", "pakages:"))
+    assert main(["build", "-c", str(bad), "--to", f"docker://{built['mirror']}/edge", "-o", str(built["out"]),
+                 "--src-tls-verify=false", "--dest-tls-verify=false"]) == 2
+    assert "did you mean 'packages'" in capsys.readouterr().err
+    assert (built["out"] / "blueprint.toml").read_bytes() == before
+    shutil.rmtree(built["out"] / ".verify", ignore_errors=True)
