@@ -205,3 +205,25 @@ def test_standin_records_a_push_with_a_wrong_content_type(standin: StandIn) -> N
 def test_every_compose_error_is_an_edgebuild_error() -> None:
     for cls in (ComposeFailedError, ComposerAPIError, ComposerUnavailableError, ComposeTimeoutError):
         assert issubclass(cls, EdgebuildError)
+
+
+def test_image_download_streams_to_disk(standin: StandIn, blueprint: Path, tmp_path: Path) -> None:
+    """A 64 MiB image goes to disk in chunks: Python allocations stay far below the image size."""
+    import time
+    import tracemalloc
+
+    size = 64 * 1024 * 1024
+    standin.scenario(artifact_size=size)
+    tracemalloc.start()
+    started = time.monotonic()
+    try:
+        result = compose_weldr(blueprint, "edge-commit", socket=standin.weldr_socket, download_dir=tmp_path,
+                               poll_interval=0.001)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    elapsed = time.monotonic() - started
+    assert result.artifact_size is not None and result.artifact_size > size
+    assert result.artifact_sha256 == standin.state()["composes"][result.compose_id]["artifact_sha256"]
+    assert peak < 16 * 1024 * 1024, f"peak Python allocation {peak / 2**20:.1f} MiB while downloading"
+    print(f"weldr download: {size / 2**20:.0f} MiB in {elapsed:.2f}s, peak Python allocation {peak / 2**20:.1f} MiB")
