@@ -15,7 +15,7 @@ from typing import Any, TextIO
 
 from .catalog.model import Catalog
 from .config import ImageSetConfig, load_config
-from .errors import CatalogError, UsageError
+from .errors import CatalogError, RegistryError, UsageError
 from .plan import Plan, build_plan
 from .reference import MirrorTarget, ReferenceError
 
@@ -34,8 +34,14 @@ def load_catalog(ref: str, args: argparse.Namespace) -> Catalog:
     if local and Path(local).is_dir() and not (Path(local) / "oci-layout").exists():
         return load_catalog_dir(local)
     from .catalog.sources import open_catalog
-    return open_catalog(ref, overrides=overrides, image_source_factory=_image_source_factory(args),
-                        arch=getattr(args, "arch", None) or "amd64")
+    try:
+        return open_catalog(ref, overrides=overrides, image_source_factory=_image_source_factory(args),
+                            arch=getattr(args, "arch", None) or "amd64")
+    except RegistryError as exc:
+        raise CatalogError(f"catalog {ref}: {exc.message}",
+                           (f"{exc.hint}; or " if exc.hint else "")
+                           + f"load it from disk with --catalog-content {ref}=PATH "
+                           "(an FBC directory or an OCI layout from 'skopeo copy docker://REF oci:PATH')") from None
 
 
 def _image_source_factory(args: argparse.Namespace) -> Any:
