@@ -127,7 +127,8 @@ def check_token_transport(endpoint: Endpoint, token: Token | None) -> None:
 
 def check_socket(path: str, api: str) -> None:
     """Fail with the fix when the socket is missing, not a socket, or not accessible to this user."""
-    start = f"start it with: sudo systemctl enable --now {SOCKET_UNIT} (package osbuild-composer)"
+    start = (f"start it with: sudo systemctl start {SOCKET_UNIT} (package osbuild-composer; "
+             f"'systemctl enable --now {SOCKET_UNIT}' keeps it across reboots)")
     try:
         st = os.stat(path)
     except FileNotFoundError:
