@@ -139,32 +139,48 @@ def _grouped(rules: list[MirrorRule], pull: str) -> dict[str, dict[str, list[str
 
 
 def _icsps(rules: list[MirrorRule]) -> list[dict[str, Any]]:
+    """ICSPs per category, each at most ICSP_SIZE_LIMIT bytes of YAML.
+
+    Block-style list items serialize independently, so a chunk's size is the size with its first
+    entry plus the size of each further entry: linear in the number of entries (dumping the whole
+    chunk after every entry took minutes for a few thousand), and checked exactly once per chunk.
+    """
     out: list[dict[str, Any]] = []
     for category, sources in sorted(_grouped(rules, "digest").items()):
         count = 0
         current = _icsp(category, count)
+        size = 0
         for source in sorted(sources):
             entry = {"source": source, "mirrors": sources[source]}
-            current["spec"]["repositoryDigestMirrors"].append(entry)
-            if len(dump(current).encode()) > ICSP_SIZE_LIMIT:
-                current["spec"]["repositoryDigestMirrors"].pop()
-                if not current["spec"]["repositoryDigestMirrors"]:
-                    raise RenderError(f"repository digest mirror for {source!r} cannot fit into an "
-                                      f"ImageContentSourcePolicy of {ICSP_SIZE_LIMIT} bytes")
+            single = _size(_icsp(category, count, [entry]))
+            if single > ICSP_SIZE_LIMIT:
+                raise RenderError(f"repository digest mirror for {source!r} cannot fit into an "
+                                  f"ImageContentSourcePolicy of {ICSP_SIZE_LIMIT} bytes")
+            cost = _size(_icsp(category, count, [entry, entry])) - single
+            entries = current["spec"]["repositoryDigestMirrors"]
+            if entries and size + cost > ICSP_SIZE_LIMIT:
                 out.append(current)
                 count += 1
                 current = _icsp(category, count)
-                current["spec"]["repositoryDigestMirrors"].append(entry)
+                entries = current["spec"]["repositoryDigestMirrors"]
+            size = size + cost if entries else _size(_icsp(category, count, [entry]))
+            entries.append(entry)
         out.append(current)
+    for icsp in out:
+        assert _size(icsp) <= ICSP_SIZE_LIMIT, icsp["metadata"]["name"]
     return sorted(out, key=lambda o: o["metadata"]["name"])
 
 
-def _icsp(category: str, count: int) -> dict[str, Any]:
+def _size(obj: dict[str, Any]) -> int:
+    return len(dump(obj).encode())
+
+
+def _icsp(category: str, count: int, entries: list[dict[str, Any]] | None = None) -> dict[str, Any]:
     metadata: dict[str, Any] = {"name": f"{category}-{count}"}
     if category == "operator":
         metadata["labels"] = {"operators.openshift.org/catalog": "true"}
     return {"apiVersion": "operator.openshift.io/v1alpha1", "kind": "ImageContentSourcePolicy",
-            "metadata": metadata, "spec": {"repositoryDigestMirrors": []}}
+            "metadata": metadata, "spec": {"repositoryDigestMirrors": list(entries or [])}}
 
 
 def _mirror_sets(rules: list[MirrorRule], pull: str, kind: str, prefix: str, key: str) -> list[dict[str, Any]]:
