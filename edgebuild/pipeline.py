@@ -256,24 +256,8 @@ def run_verify(args: argparse.Namespace) -> int:
 
 
 def run_compose(args: argparse.Namespace) -> int:
-    from .compose import compose_cloud, compose_weldr
-    wait = args.wait or bool(args.download)
-
-    def progress(event: Any) -> None:
-        if not args.quiet:
-            print(f"compose: {event}", file=sys.stderr)
-
-    common = dict(ref=args.ref, parent=args.parent, url=args.url, wait=wait, download_dir=args.download,
-                  progress=progress, timeout=args.timeout)
-    if args.cloud_api:
-        token = Path(args.token_file).read_text(encoding="utf-8").strip() if args.token_file else None
-        result = compose_cloud(args.blueprint, args.image_type, endpoint=args.cloud_api, token=token,
-                               arch=args.arch, **common)
-    else:
-        result = compose_weldr(args.blueprint, args.image_type, socket=args.socket or "/run/weldr/api.socket",
-                               **common)
-    print(result)
-    return 0
+    from .compose.command import run_compose as compose
+    return compose(args)
 
 
 def run_convert(args: argparse.Namespace) -> int:
