@@ -6,7 +6,8 @@ Sets:
   NNx    the same catalog cloned NN times (default 50) under new package, channel and bundle names
          (related images moved to per-clone namespaces, dependencies kept inside each clone),
          written as JSON streams with opm's 4-space indent, the way catalog images ship; generated
-         into a temporary directory and removed afterwards (never committed)
+         into a temporary directory and removed afterwards (never committed); measured once as one
+         file per package and once concatenated into a single JSON file (the streaming case)
 
 Each measurement runs in a fresh Python process, so peak RSS (getrusage ru_maxrss) is that of one
 load + one selection. Selection is `edgebuild.catalog.select.select` with a heads-only whole-catalog
@@ -116,6 +117,16 @@ def generate(scale: int, target: Path) -> dict[str, int]:
             stats["bundles"] += sum(1 for b in blobs if b.get("schema") == "olm.bundle")
             stats["bytes"] += path.stat().st_size
     return stats
+
+
+def _concatenate(configs: Path, target: Path) -> Path:
+    """All package files as one JSON stream: a single file of hundreds of MB, to show the loader streams."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    with target.open("wb") as out:
+        for path in sorted(configs.rglob("catalog.json")):
+            with path.open("rb") as fh:
+                shutil.copyfileobj(fh, out, 1 << 20)
+    return target
 
 
 # --------------------------------------------------------------------------------------------------
@@ -233,9 +244,12 @@ def main() -> int:
         gen["seconds"] = time.perf_counter() - t0
         print(f"generated {args.scale}x: {gen['packages']} packages, {gen['bundles']} bundles, "
               f"{gen['bytes'] / 1e6:.0f} MB in {gen['seconds']:.1f} s", flush=True)
+        single = _concatenate(synthetic / "configs", synthetic / "single" / "configs" / "all" / "catalog.json")
         rows = []
-        for name, directory in (("real v4.17 (YAML)", REAL), (f"{args.scale}x v4.17 (JSON)", synthetic / "configs")):
-            for api in apis:
+        sets = [("real v4.17 (YAML)", REAL, apis), (f"{args.scale}x v4.17 (JSON)", synthetic / "configs", apis),
+                (f"{args.scale}x v4.17, one JSON file", single.parent.parent, apis[-1:])]
+        for name, directory, set_apis in sets:
+            for api in set_apis:
                 result = run_measurement(directory, api)
                 rows.append((name, result))
                 print(f"{name:22} {api:9} parse {result['parse_s']:6.2f} s  select {result['select_s']:6.3f} s  "

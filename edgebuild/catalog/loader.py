@@ -124,13 +124,19 @@ def iter_yaml_stream(stream: Any, origin: str) -> Iterator[dict[str, Any]]:
         yield doc
 
 
-def iter_yaml_docs(stream: Any, origin: str) -> Iterator[tuple[int, dict[str, Any]]]:
-    """(line, document) for each mapping document of a YAML stream, one document in memory at a time."""
+def iter_yaml_docs(stream: Any, origin: str, *, for_model: bool = False) -> Iterator[tuple[int, dict[str, Any]]]:
+    """(line, document) for each mapping document of a YAML stream, one document in memory at a time.
+
+    `for_model` skips building the parts of bundles the model never reads (most of
+    `olm.csv.metadata`, which is about three quarters of a real catalog's YAML nodes).
+    """
     loader = _FbcYamlLoader(stream)
     try:
         while loader.check_node():
             node = loader.get_node()
             line = node.start_mark.line + 1 if node is not None else 0
+            if for_model and isinstance(node, yaml.MappingNode):
+                _prune_bundle_node(node)
             doc = loader.construct_document(node) if node is not None else None
             if doc is None:
                 continue
@@ -143,8 +149,34 @@ def iter_yaml_docs(stream: Any, origin: str) -> Iterator[tuple[int, dict[str, An
         loader.dispose()
 
 
-def iter_file_blobs_located(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
-    """(line, blob) of one catalog file: .json (a JSON stream) or .yaml/.yml (a YAML stream)."""
+def _scalar_items(node: yaml.MappingNode) -> Iterator[tuple[str, yaml.Node]]:
+    for key, value in node.value:
+        if isinstance(key, yaml.ScalarNode):
+            yield key.value, value
+
+
+def _prune_bundle_node(doc: yaml.MappingNode) -> None:
+    """In an olm.bundle document node, keep only `installModes` of the olm.csv.metadata property."""
+    items = dict(_scalar_items(doc))
+    schema, properties = items.get("schema"), items.get("properties")
+    if not (isinstance(schema, yaml.ScalarNode) and schema.value == SCHEMA_BUNDLE
+            and isinstance(properties, yaml.SequenceNode)):
+        return
+    for prop in properties.value:
+        if not isinstance(prop, yaml.MappingNode):
+            continue
+        fields = dict(_scalar_items(prop))
+        ptype, value = fields.get("type"), fields.get("value")
+        if (isinstance(ptype, yaml.ScalarNode) and ptype.value == "olm.csv.metadata"
+                and isinstance(value, yaml.MappingNode)):
+            value.value = [(k, v) for k, v in value.value if isinstance(k, yaml.ScalarNode) and k.value == "installModes"]
+
+
+def iter_file_blobs_located(path: Path, *, for_model: bool = False) -> Iterator[tuple[int, dict[str, Any]]]:
+    """(line, blob) of one catalog file: .json (a JSON stream) or .yaml/.yml (a YAML stream).
+
+    `for_model`: the blobs are only reduced to the model, so YAML may skip what the model ignores.
+    """
     suffix = path.suffix.lower()
     if suffix not in CATALOG_SUFFIXES:
         return
@@ -156,7 +188,7 @@ def iter_file_blobs_located(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
         if suffix == ".json":
             yield from iter_json_file(fh, str(path))
         else:
-            yield from iter_yaml_docs(fh, str(path))
+            yield from iter_yaml_docs(fh, str(path), for_model=for_model)
 
 
 def iter_file_blobs(path: Path) -> Iterator[dict[str, Any]]:
@@ -363,6 +395,6 @@ def load_catalog_dir(root: str | os.PathLike[str], source: str | None = None) ->
     path = Path(root)
     builder = CatalogBuilder(source or str(path))
     for file in iter_catalog_files(path):
-        for line, blob in iter_file_blobs_located(file):
+        for line, blob in iter_file_blobs_located(file, for_model=True):
             builder.add(blob, f"{file}:{line}")
     return builder.catalog
