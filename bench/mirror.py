@@ -1,0 +1,314 @@
+#!/usr/bin/env python3
+"""Benchmark: edgebuild's mirroring against `skopeo sync` and a raw curl ceiling, in one run.
+
+Profiles (generated once, deterministic, cached under --workdir):
+  operators  ~1.15 GB of realistic operator images: 30 images of 1 MB-300 MB whose base layers
+             (UBI-like 80 MB / 40 MB, runtime 30 MB) are shared by most images
+  tiny       300 images of 64 KB + 16 KB layers
+  disk       the operators set mirrored to a local directory (skopeo sync --dest dir vs edgebuild file://)
+  bigblob    one image with a single 1 GB layer: peak RSS of the edgebuild process while copying it
+
+Every cold run starts with an empty destination registry; a warm run repeats against a complete
+one. The ceiling is curl's monolithic POST+PUT of the same unique blobs into a fresh registry,
+sequential and 4 at a time. Registries are docker-registry (distribution 2.8) on 127.0.0.1,
+started and stopped by PID here.
+
+    python3 bench/mirror.py [--workdir /var/tmp/edgebuild-bench] [--profiles operators,tiny,disk,bigblob]
+"""
+
+from __future__ import annotations
+
+import argparse
+import gzip
+import hashlib
+import json
+import os
+import platform
+import random
+import resource
+import shutil
+import subprocess
+import sys
+import tarfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from tests.registry_fixtures import RegistryServer  # noqa: E402
+
+MB = 1_000_000
+OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
+OCI_LAYER = "application/vnd.oci.image.layer.v1.tar+gzip"
+OCI_CONFIG = "application/vnd.oci.image.config.v1+json"
+
+
+# ------------------------------------------------------------------------------------ image generation
+
+class StreamLayout:
+    """An OCI layout whose layers are written as streams (a 1 GB layer never sits in memory)."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        (root / "blobs" / "sha256").mkdir(parents=True, exist_ok=True)
+        (root / "oci-layout").write_text('{"imageLayoutVersion":"1.0.0"}')
+        self.refs: list[dict] = []
+        self.layers: dict[str, tuple[dict, str]] = {}
+
+    def _store(self, tmp: Path) -> dict:
+        h = hashlib.sha256()
+        with tmp.open("rb") as fh:
+            while chunk := fh.read(1 << 20):
+                h.update(chunk)
+        digest = "sha256:" + h.hexdigest()
+        size = tmp.stat().st_size
+        tmp.replace(self.root / "blobs" / "sha256" / digest[7:])
+        return {"digest": digest, "size": size}
+
+    def layer(self, seed: str, size: int) -> tuple[dict, str]:
+        """A gzip (level 0) tar holding one file of `size` seeded random bytes; cached by seed."""
+        if seed in self.layers:
+            return self.layers[seed]
+        tmp = self.root / f".{seed}.tmp"
+        rng = random.Random(seed)
+        diff = hashlib.sha256()
+
+        class Tee:
+            def __init__(self, fh): self.fh = fh
+            def write(self, data): diff.update(data); return self.fh.write(data)
+            def flush(self): pass
+
+        with tmp.open("wb") as raw, gzip.GzipFile(fileobj=raw, mode="wb", compresslevel=0, mtime=0) as gz:
+            tee = Tee(gz)
+            with tarfile.open(fileobj=tee, mode="w|", format=tarfile.PAX_FORMAT) as tar:
+                info = tarfile.TarInfo(f"data/{seed}.bin")
+                info.size, info.mtime = size, 0
+
+                class Source:
+                    left = size
+                    def read(self, n=-1):
+                        n = self.left if n < 0 else min(n, self.left)
+                        self.left -= n
+                        return rng.randbytes(n)
+                tar.addfile(info, Source())
+        desc = {"mediaType": OCI_LAYER, **self._store(tmp)}
+        self.layers[seed] = (desc, "sha256:" + diff.hexdigest())
+        return self.layers[seed]
+
+    def blob(self, data: bytes, media_type: str) -> dict:
+        digest = "sha256:" + hashlib.sha256(data).hexdigest()
+        (self.root / "blobs" / "sha256" / digest[7:]).write_bytes(data)
+        return {"mediaType": media_type, "digest": digest, "size": len(data)}
+
+    def image(self, name: str, layers: list[tuple[dict, str]]) -> None:
+        config = json.dumps({"architecture": "amd64", "os": "linux", "config": {"Labels": {"name": name}},
+                             "rootfs": {"type": "layers", "diff_ids": [d for _, d in layers]}}).encode()
+        manifest = json.dumps({"schemaVersion": 2, "mediaType": OCI_MANIFEST,
+                               "config": self.blob(config, OCI_CONFIG), "layers": [d for d, _ in layers]}).encode()
+        desc = self.blob(manifest, OCI_MANIFEST)
+        self.refs.append({**desc, "annotations": {"org.opencontainers.image.ref.name": name}})
+
+    def finish(self) -> None:
+        (self.root / "index.json").write_text(json.dumps({"schemaVersion": 2, "manifests": self.refs}))
+
+
+OPERATOR_SIZES_MB = [300, 150, 100, 80, 60, 50, 40, 30, 25, 20, 15, 12, 10, 8, 6, 5, 4, 3, 2, 2,
+                     1, 1, 1, 1, 1, 1, 1, 1, 1, 1]
+
+
+def generate(workdir: Path, profile: str) -> Path:
+    root = workdir / "layouts" / profile
+    if (root / "index.json").exists():
+        return root
+    shutil.rmtree(root, ignore_errors=True)
+    layout = StreamLayout(root)
+    if profile == "operators":
+        ubi = layout.layer("ubi8-base", 80 * MB)
+        ubi_minimal = layout.layer("ubi8-minimal", 40 * MB)
+        runtimes = [layout.layer(f"runtime-{r}", 30 * MB) for r in ("go", "python", "java")]
+        for i, size in enumerate(OPERATOR_SIZES_MB):
+            base = [ubi_minimal] if i % 5 == 4 else [ubi, runtimes[i % 3]]
+            layout.image(f"operators/op-{i:02d}:v1", base + [layout.layer(f"op-{i}", size * MB)])
+    elif profile == "tiny":
+        for i in range(300):
+            layout.image(f"tiny/t-{i:03d}:v1", [layout.layer(f"t{i}-a", 64_000), layout.layer(f"t{i}-b", 16_000)])
+    elif profile == "bigblob":
+        layout.image("big/one:v1", [layout.layer("big-1g", 1000 * MB)])
+    layout.finish()
+    return root
+
+
+def layout_refs(root: Path) -> list[str]:
+    index = json.loads((root / "index.json").read_text())
+    return [m["annotations"]["org.opencontainers.image.ref.name"] for m in index["manifests"]]
+
+
+def unique_blobs(root: Path) -> list[tuple[str, Path]]:
+    """(digest, file) of every config and layer blob of the layout (not manifests)."""
+    out: dict[str, Path] = {}
+    index = json.loads((root / "index.json").read_text())
+    for entry in index["manifests"]:
+        manifest = json.loads((root / "blobs/sha256" / entry["digest"][7:]).read_bytes())
+        for desc in [manifest["config"], *manifest["layers"]]:
+            out[desc["digest"]] = root / "blobs/sha256" / desc["digest"][7:]
+    return sorted(out.items())
+
+
+# ------------------------------------------------------------------------------------ runners
+
+def run(cmd: list[str], **kw) -> tuple[float, subprocess.CompletedProcess]:
+    start = time.monotonic()
+    proc = subprocess.run(cmd, capture_output=True, text=True, **kw)
+    elapsed = time.monotonic() - start
+    if proc.returncode != 0:
+        raise RuntimeError(f"{cmd[:3]} failed: {proc.stderr[-2000:]}")
+    return elapsed, proc
+
+
+def push_layout(root: Path, registry: RegistryServer) -> None:
+    refs = layout_refs(root)
+    script = "\n".join(f"skopeo copy --quiet --dest-tls-verify=false oci:{root}:{r} docker://{registry.host}/{r}"
+                       for r in refs)
+    subprocess.run(["xargs", "-P4", "-I{}", "sh", "-c", "{}"], input=script, text=True, check=True)
+
+
+def skopeo_sync(refs: list[str], src: RegistryServer, dst: RegistryServer, workdir: Path,
+                to_dir: Path | None = None) -> float:
+    images: dict[str, list[str]] = {}
+    for ref in refs:
+        repo, tag = ref.rsplit(":", 1)
+        images.setdefault(repo, []).append(tag)
+    spec = workdir / "sync.yaml"
+    spec.write_text(json.dumps({src.host: {"tls-verify": False, "images": images}}))
+    if to_dir:
+        cmd = ["skopeo", "sync", "--all", "--src", "yaml", "--dest", "dir", str(spec), str(to_dir)]
+    else:
+        cmd = ["skopeo", "sync", "--all", "--src", "yaml", "--dest", "docker", "--dest-tls-verify=false", str(spec),
+               f"{dst.host}/mirror"]
+    return run(cmd)[0]
+
+
+def edgebuild_run(refs: list[str], src: RegistryServer, target: str) -> tuple[float, dict]:
+    """edgebuild in its own process (like the CLI would run), reporting wall time and peak RSS."""
+    spec = {"sources": [f"{src.host}/{r}" for r in refs], "target": target}
+    _, proc = run([sys.executable, __file__, "--child", json.dumps(spec)])
+    return json.loads(proc.stdout.strip().splitlines()[-1])["elapsed"], json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def child(spec_json: str) -> None:
+    from edgebuild.plan import Plan, PlanImage
+    from edgebuild.registry.mirror import MirrorOptions, mirror_to_disk, mirror_to_registry
+    spec = json.loads(spec_json)
+    # v2alpha1 naming keeps the source path and tag, like skopeo sync does
+    plan = Plan(api_version="mirror.openshift.io/v2alpha1",
+                images=[PlanImage(source=s, type="additional") for s in spec["sources"]])
+    options = MirrorOptions(src_tls_verify=False, dest_tls_verify=False, quiet=True)
+    start = time.monotonic()
+    if spec["target"].startswith("file://"):
+        report = mirror_to_disk(plan, spec["target"], options)
+    else:
+        report = mirror_to_registry(plan, spec["target"], options)
+    elapsed = time.monotonic() - start
+    print(json.dumps({"elapsed": elapsed, "copied": len(report.copied), "present": len(report.present),
+                      "bytes": report.bytes, "blobs": report.blobs,
+                      "maxrss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
+
+
+def curl_ceiling(blobs: list[tuple[str, Path]], registry: RegistryServer, parallel: int) -> float:
+    lines = "\n".join(f"{d} {p}" for d, p in blobs)
+    script = ('set -e; loc=$(curl -sS -o /dev/null -w "%header{location}" -X POST '
+              f'http://{registry.host}/v2/ceiling/blobs/uploads/); '
+              'curl -sS -f -o /dev/null -X PUT -H "Content-Type: application/octet-stream" '
+              '-T "$2" "$loc&digest=$1"')
+    start = time.monotonic()
+    subprocess.run(["xargs", f"-P{parallel}", "-L1", "sh", "-c", script, "sh"], input=lines, text=True, check=True)
+    return time.monotonic() - start
+
+
+def fresh(registry: RegistryServer) -> RegistryServer:
+    registry.stop()
+    shutil.rmtree(registry.storage, ignore_errors=True)
+    return registry.start()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--workdir", default="/var/tmp/edgebuild-bench")
+    parser.add_argument("--profiles", default="operators,tiny,disk,bigblob")
+    parser.add_argument("--child")
+    args = parser.parse_args()
+    if args.child:
+        child(args.child)
+        return
+    workdir = Path(args.workdir)
+    workdir.mkdir(parents=True, exist_ok=True)
+    profiles = args.profiles.split(",")
+    src = RegistryServer(workdir / "reg-src")
+    dst = RegistryServer(workdir / "reg-dst")
+    shutil.rmtree(src.storage, ignore_errors=True)
+    results: list[str] = [f"# bench/mirror.py on {platform.node()} ({os.cpu_count()} cores, "
+                          f"{platform.platform()}), {time.strftime('%Y-%m-%d %H:%M:%S')}"]
+
+    def say(line: str) -> None:
+        print(line, flush=True)
+        results.append(line)
+
+    src.start()
+    dst.start()
+    try:
+        for profile in profiles:
+            layout_profile = "operators" if profile == "disk" else profile
+            root = generate(workdir, layout_profile)
+            refs = layout_refs(root)
+            blobs = unique_blobs(root)
+            total = sum(p.stat().st_size for _, p in blobs)
+            marker = src.root / f"pushed-{layout_profile}"
+            if not marker.exists():
+                push_layout(root, src)
+                marker.write_text("ok")
+            say(f"\n## {profile}: {len(refs)} images, {len(blobs)} unique blobs, {total / MB:.0f} MB")
+            if profile == "bigblob":
+                fresh(dst)
+                elapsed, info = edgebuild_run(refs, src, f"docker://{dst.host}/mirror")
+                say(f"edgebuild cold: {elapsed:.2f} s, peak RSS {info['maxrss_mb']:.0f} MB "
+                    f"(target < 200 MB while copying a 1 GB blob)")
+                continue
+            if profile == "disk":
+                out_skopeo, out_eb = workdir / "disk-skopeo", workdir / "disk-edgebuild"
+                shutil.rmtree(out_skopeo, ignore_errors=True)
+                shutil.rmtree(out_eb, ignore_errors=True)
+                t_sk = skopeo_sync(refs, src, dst, workdir, to_dir=out_skopeo)
+                t_eb, info = edgebuild_run(refs, src, f"file://{out_eb}")
+                t_eb_warm, _ = edgebuild_run(refs, src, f"file://{out_eb}")
+                t_sk_warm = skopeo_sync(refs, src, dst, workdir, to_dir=out_skopeo)
+                say(f"cold: skopeo sync --dest dir {t_sk:.2f} s | edgebuild file:// {t_eb:.2f} s "
+                    f"(ratio edgebuild/skopeo {t_eb / t_sk:.2f}; peak RSS {info['maxrss_mb']:.0f} MB)")
+                say(f"warm: skopeo sync --dest dir {t_sk_warm:.2f} s | edgebuild file:// {t_eb_warm:.2f} s")
+                continue
+            fresh(dst)
+            ceil_seq = curl_ceiling(blobs, dst, 1)
+            fresh(dst)
+            ceil_par = curl_ceiling(blobs, dst, 4)
+            fresh(dst)
+            t_sk = skopeo_sync(refs, src, dst, workdir)
+            t_sk_warm = skopeo_sync(refs, src, dst, workdir)
+            fresh(dst)
+            t_eb, info = edgebuild_run(refs, src, f"docker://{dst.host}/mirror")
+            t_eb_warm, _ = edgebuild_run(refs, src, f"docker://{dst.host}/mirror")
+            limit = 1.25 if profile == "operators" else 1.5
+            say(f"ceiling (curl POST+PUT of unique blobs): sequential {ceil_seq:.2f} s, 4 parallel {ceil_par:.2f} s")
+            say(f"cold: skopeo sync {t_sk:.2f} s | edgebuild {t_eb:.2f} s "
+                f"(blobs {info['blobs']}, peak RSS {info['maxrss_mb']:.0f} MB)")
+            say(f"ratios: edgebuild/ceiling4 {t_eb / ceil_par:.2f} (target <= {limit}), "
+                f"edgebuild/skopeo {t_eb / t_sk:.2f}, skopeo/ceiling4 {t_sk / ceil_par:.2f}")
+            say(f"warm: skopeo sync {t_sk_warm:.2f} s | edgebuild {t_eb_warm:.2f} s "
+                f"(ratio {t_eb_warm / t_sk_warm:.2f}, target <= 1.0)")
+    finally:
+        src.stop()
+        dst.stop()
+    (workdir / "last-results.md").write_text("\n".join(results) + "\n")
+
+
+if __name__ == "__main__":
+    main()
