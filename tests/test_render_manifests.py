@@ -160,3 +160,40 @@ def test_single_namespace_only_operator_needs_target_namespaces():
     choice, _ = choose_subscription(selection, "local-storage-operator",
                                     PackageOverride(target_namespaces=["storage-users"]))
     assert choice.placement.target_namespaces == ["storage-users"]
+
+
+def test_real_catalog_install_modes_choose_the_namespaces(tmp_path):
+    """Two real community-operators packages (../shared/catalogs): infinispan supports AllNamespaces,
+    koku-metrics-operator only OwnNamespace; the plan comes from edgebuild.plan.build_plan."""
+    import hashlib
+    import shutil
+
+    from edgebuild.catalog.loader import load_catalog_dir
+    from edgebuild.config import parse_config
+    from edgebuild.plan import build_plan
+    from tests.conftest import require_shared
+
+    source = require_shared() / "catalogs" / "community-operators-v4.17"
+    catalog_dir = tmp_path / "catalog"
+    for package in ("infinispan", "koku-metrics-operator"):
+        shutil.copytree(source / package, catalog_dir / package)
+    config = parse_config("apiVersion: mirror.openshift.io/v2alpha1\nkind: ImageSetConfiguration\nmirror:\n"
+                          "  operators:\n  - catalog: quay.io/community/community-operators:v4.17\n"
+                          "    packages:\n    - name: infinispan\n    - name: koku-metrics-operator\n")
+    plan = build_plan(config, {"quay.io/community/community-operators:v4.17": load_catalog_dir(catalog_dir)}, MIRROR)
+    assert plan.errors == []
+    for image in plan.images:  # what mirroring records: the digest of every image
+        image.digest = image.digest or "sha256:" + hashlib.sha256(image.source.encode()).hexdigest()
+    out = tmp_path / "out"
+    render_outputs(plan, config, RenderOptions(), out)
+    [directory] = (out / MANIFESTS).iterdir()
+    kinds = objects_by_kind(kustomize(directory))
+    namespaces = {s["metadata"]["name"]: s["metadata"]["namespace"] for s in kinds["Subscription"]}
+    assert namespaces == {"infinispan": "openshift-operators", "koku-metrics-operator": "koku-metrics-operator"}
+    assert [g["metadata"]["namespace"] for g in kinds["OperatorGroup"]] == ["koku-metrics-operator"]
+    selection = plan.operators[0].selection
+    for sub in kinds["Subscription"]:
+        package = selection.packages[sub["spec"]["name"]]
+        assert sub["spec"]["channel"] == package.default_channel
+        kept = {e.name for e in package.channels[package.default_channel]}
+        assert sub["spec"]["startingCSV"] in kept

@@ -15,7 +15,7 @@ from pathlib import Path
 
 from ..config import ImageSetConfig
 from ..errors import UsageError
-from ..plan import Plan, PlanImage
+from ..plan import Plan, PlanImage, image_destination
 from ..reference import ImageReference, MirrorTarget
 from .blueprint import (DeviceDirectory, DeviceFile, EmbeddedImage, INSTALLER_TEMPLATE, check_version_pin,
                         edge_blueprint, installer_blueprint, render_blueprint)
@@ -28,14 +28,17 @@ from .options import CA_ANCHOR_PATH, DROPIN_PATH, MANIFESTS_ROOT, RenderOptions,
 from .policy import unsupported_options
 from .release_info import ReleaseImage, read_release_info
 from .subscriptions import load_subscription_config
-from ..plan import image_destination
 
 BLUEPRINT_FILE = "blueprint.toml"
 INSTALLER_BLUEPRINT_FILE = "blueprint-installer.toml"
 
 
 def render_outputs(plan: Plan, config: ImageSetConfig, options: RenderOptions, outdir: Path) -> RenderResult:
-    """Render the blueprint, device files, cluster resources, mapping and image lists into `outdir`."""
+    """Render the blueprint, device files, cluster resources, mapping and image lists into `outdir`.
+
+    `plan` must be mirrored (every image has its digest). `config` is taken for the CLI contract;
+    everything rendered is read from the plan, which already carries the configuration's choices.
+    """
     outdir = Path(outdir)
     _check_replaceable(outdir)
     if plan.errors:
