@@ -221,6 +221,7 @@ class FaultRule:
     status: int = 500
     headers: dict[str, str] = field(default_factory=dict)
     after_bytes: int = 0
+    body: bytes | None = None  # for "status": the body to answer with (default: a registry error JSON)
     hits: int = 0
 
     def matches(self, method: str, path: str) -> bool:
@@ -233,7 +234,7 @@ class FaultProxy:
     def __init__(self, upstream: RegistryServer) -> None:
         self.upstream = upstream
         self.rules: list[FaultRule] = []
-        self.log: list[tuple[str, str, int]] = []
+        self.log: list[tuple[str, str, int, float]] = []  # method, path, status, monotonic time
         proxy = self
 
         class Handler(http.server.BaseHTTPRequestHandler):
@@ -248,14 +249,16 @@ class FaultProxy:
                     rule.hits += 1
                 body = self._read_body()
                 if rule and rule.action == "status":
-                    proxy.log.append((self.command, self.path, rule.status))
-                    payload = json.dumps({"errors": [{"code": "INJECTED", "message": "injected fault"}]}).encode()
+                    proxy.log.append((self.command, self.path, rule.status, time.monotonic()))
+                    payload = rule.body if rule.body is not None else json.dumps(
+                        {"errors": [{"code": "INJECTED", "message": "injected fault"}]}).encode()
                     self.send_response(rule.status)
                     for k, v in rule.headers.items():
                         self.send_header(k, v)
                     self.send_header("Content-Length", str(len(payload)))
                     self.end_headers()
-                    self.wfile.write(payload)
+                    if self.command != "HEAD":
+                        self.wfile.write(payload)
                     return
                 conn = http.client.HTTPConnection(proxy.upstream.host, timeout=60)
                 headers = {k: v for k, v in self.headers.items() if k.lower() not in ("host", "transfer-encoding")}
@@ -266,7 +269,7 @@ class FaultProxy:
                 upstream = conn.getresponse()
                 data = upstream.read()
                 conn.close()
-                proxy.log.append((self.command, self.path, upstream.status))
+                proxy.log.append((self.command, self.path, upstream.status, time.monotonic()))
                 if rule and rule.action == "corrupt" and data:
                     data = bytes([data[0] ^ 0xFF]) + data[1:]
                 self.send_response(upstream.status)

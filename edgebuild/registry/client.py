@@ -111,6 +111,7 @@ class RegistryClient:
         with self._lock:
             if self._base is not None:
                 return
+            self.credentials(None)  # a broken auth file fails here, before any network use, as in skopeo
             schemes = ["https"] if self.tls_verify else ["https", "http"]
             first_error: Exception | None = None
             for scheme in schemes:
