@@ -73,6 +73,11 @@ def _add_render_options(p: argparse.ArgumentParser) -> None:
                         "are embedded too; repeatable")
     g.add_argument("--blueprint-name", default="microshift-edge", help="blueprint name, default microshift-edge")
     g.add_argument("--blueprint-version", default="0.0.1", help="blueprint version (semver), default 0.0.1")
+    g.add_argument("--release-source", choices=("mirror", "original"), default="mirror",
+                   help="where the build host pulls the --release-info images: the mirror (build mirrors them) "
+                        "or their own registries (the osbuild-worker needs a pull secret); default mirror")
+    g.add_argument("--image-type", choices=IMAGE_TYPES, default="edge-commit",
+                   help="the image type the blueprint is for (warns about what it ignores); default edge-commit")
     g.add_argument("--insecure-mirror", action="store_true",
                    help="mark the mirror insecure in the device drop-in (plain HTTP or self-signed TLS)")
     g.add_argument("--block-original-registries", action="store_true",
@@ -128,6 +133,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--from", dest="from_", metavar="file://DIR", help="mirror from a disk copy made with --to file://")
     p.add_argument("--dry-run", action="store_true", help="print the mapping (source=destination), copy nothing")
     p.add_argument("--parallel", type=int, default=4, metavar="N", help="images copied at once, default 4")
+    p.add_argument("--release-info", action="append", default=[], metavar="FILE",
+                   help="MicroShift release-info JSON whose images are mirrored too; repeatable")
     p.set_defaults(handler=cmd_mirror)
 
     p = sub.add_parser("render", parents=[common], help="write drop-in, manifests, cluster resources and blueprint")
@@ -173,7 +180,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("kind", choices=("icsp", "idms"))
     p.add_argument("file", metavar="FILE")
     p.add_argument("-o", "--output", metavar="FILE", help="write here instead of standard output")
-    p.add_argument("--insecure-mirror", action="store_true")
+    p.add_argument("--insecure-mirror", action="store_true", help="mark the mirrors insecure (plain HTTP, self-signed)")
+    p.add_argument("--block-original-registries", action="store_true",
+                   help="block the source registries (air-gapped device: only the mirrors are used)")
     p.set_defaults(handler=cmd_convert)
     return parser
 

@@ -16,7 +16,7 @@ from typing import Any, TextIO
 from .catalog.model import Catalog
 from .config import ImageSetConfig, load_config
 from .errors import CatalogError, RegistryError, UsageError
-from .plan import Plan, build_plan
+from .plan import Plan, add_release_images, build_plan
 from .reference import MirrorTarget, ReferenceError
 
 log = logging.getLogger("edgebuild")
@@ -166,6 +166,7 @@ def run_mirror(args: argparse.Namespace) -> int:
     mirror = parse_mirror(args.to)
     options.previous_state = _load_state(config, args.authfile)
     plan = build_plan(config, load_catalogs(config, args), mirror, previous=options.previous_state)
+    add_release_images(plan, release_references(args.release_info))
     for warning in plan.warnings:
         log.warning("warning: %s", warning)
     _fail_on_plan_errors(plan)
@@ -181,11 +182,19 @@ def run_mirror(args: argparse.Namespace) -> int:
     return 0
 
 
+def release_references(paths: list[str]) -> dict[str, str]:
+    """{image reference: 'release-info FILE (name)'} of MicroShift release-info JSON files."""
+    from .render.release_info import read_release_info
+    return {img.reference: f"release-info {Path(path).name}" for path in paths
+            for img in read_release_info(Path(path))}
+
+
 def render_options(args: argparse.Namespace, mirror: MirrorTarget) -> Any:
     from .render.options import RenderOptions
     return RenderOptions(
         mirror=mirror, distro=args.distro, microshift_version=args.microshift_version,
-        release_info=[Path(p) for p in args.release_info], blueprint_name=args.blueprint_name,
+        release_info=[Path(p) for p in args.release_info], release_source=args.release_source,
+        image_type=args.image_type, blueprint_name=args.blueprint_name,
         blueprint_version=args.blueprint_version, insecure_mirror=args.insecure_mirror,
         block_originals=args.block_original_registries, ca_file=Path(args.mirror_ca) if args.mirror_ca else None,
         subscription_config=Path(args.subscription_config) if args.subscription_config else None,
@@ -229,6 +238,8 @@ def run_build(args: argparse.Namespace) -> int:
     options = mirror_options(args, config)
     options.previous_state = _load_state(config, args.authfile)
     plan = build_plan(config, load_catalogs(config, args), mirror, previous=options.previous_state)
+    if args.release_source == "mirror":
+        add_release_images(plan, release_references(args.release_info))
     for warning in plan.warnings:
         log.warning("warning: %s", warning)
     _fail_on_plan_errors(plan)
@@ -262,7 +273,8 @@ def run_compose(args: argparse.Namespace) -> int:
 
 def run_convert(args: argparse.Namespace) -> int:
     from .render.convert import convert_file
-    text = convert_file(args.kind, Path(args.file), insecure=args.insecure_mirror)
+    text = convert_file(args.kind, Path(args.file), insecure=args.insecure_mirror,
+                        block_originals=args.block_original_registries)
     if args.output:
         from .registry.layout import write_atomic
         write_atomic(Path(args.output), text.encode())

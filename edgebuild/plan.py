@@ -16,10 +16,10 @@ from .catalog.select import select
 from .catalog.selection import Selection
 from .config import ImageSetConfig, OperatorSpec, catalog_unique_name
 from .errors import EdgebuildError
-from .reference import ImageReference, MirrorTarget, ReferenceError, digest_hex, v1_tag, v2_tag
+from .reference import ImageReference, MirrorTarget, ReferenceError, v1_tag, v2_tag
 
-ImageType = Literal["catalog", "bundle", "related", "additional"]
-_TYPE_ORDER: dict[str, int] = {"catalog": 0, "bundle": 1, "related": 2, "additional": 3}
+ImageType = Literal["catalog", "bundle", "related", "additional", "release"]
+_TYPE_ORDER: dict[str, int] = {"catalog": 0, "bundle": 1, "related": 2, "additional": 3, "release": 4}
 
 
 @dataclass(slots=True)
@@ -221,5 +221,19 @@ def build_plan(config: ImageSetConfig, catalogs: dict[str, Catalog], mirror: Mir
     return plan
 
 
-def short_digest(digest: str) -> str:
-    return digest_hex(digest)[:12]
+def add_release_images(plan: Plan, references: dict[str, str]) -> None:
+    """Add MicroShift/OLM release images ({reference: who needs it}, from release-info files) to the set.
+
+    They are mirrored like any other image so the build host can pull them from the mirror; render
+    embeds them under their own reference, which is what MicroShift's manifests ask for.
+    """
+    known = {img.source for img in plan.images}
+    for source, needed_by in sorted(references.items()):
+        if source in known:
+            continue
+        ref = ImageReference.parse(source)
+        img = PlanImage(source=source, type="release", digest=ref.digest, needed_by=[needed_by])
+        if plan.mirror is not None:
+            img.destination, img.destination_tag = image_destination(ref, plan.semantics, plan.mirror)
+        plan.images.append(img)
+    plan.images.sort(key=lambda i: i.source)

@@ -185,3 +185,26 @@ def test_quickstart_outputs_are_replaced_atomically_on_failure(built: dict, tmp_
     assert "did you mean 'packages'" in capsys.readouterr().err
     assert (built["out"] / "blueprint.toml").read_bytes() == before
     shutil.rmtree(built["out"] / ".verify", ignore_errors=True)
+
+
+def test_release_info_images_are_mirrored_embedded_and_verified(upstream: dict, registry_factory, tmp_path: Path,
+                                                                capsys):
+    """A microshift-release-info style file: its images are mirrored, embedded under their own reference,
+    mapped by the drop-in, and checked by verify. The hello-app image stands in for a MicroShift image."""
+    config_text = upstream["config"].read_text()
+    app_ref = next(line.split("name: ", 1)[1] for line in config_text.splitlines() if "hello-app@" in line)
+    release = tmp_path / "release-x86_64.json"
+    release.write_text(json.dumps({"release": {"base": "4.17.1"}, "images": {"hello": app_ref}}))
+    no_extra = tmp_path / "isc.yaml"
+    no_extra.write_text(config_text.split("  additionalImages:")[0])
+    mirror = registry_factory("mirror")
+    out = tmp_path / "out"
+    rc = main(["build", "-c", str(no_extra), "--to", f"docker://{mirror.host}", "-o", str(out), "--release-info",
+               str(release), "--src-tls-verify=false", "--dest-tls-verify=false", "--insecure-mirror", "-q"])
+    text = capsys.readouterr().out
+    assert rc == 0, text
+    assert f"found   {app_ref}  (release-info release-x86_64.json" in text
+    blueprint = tomlkit.parse((out / "blueprint.toml").read_text()).unwrap()
+    assert {"name": app_ref, "source": f"{mirror.host}/{app_ref.split('/', 1)[1]}", "tls-verify": False} in \
+        blueprint["containers"]
+    assert {"name": "microshift", "version": "4.17.1"} in blueprint["packages"]  # pinned to the release base

@@ -1,6 +1,6 @@
 """The osbuild blueprints: built as data, rendered from Jinja2 templates, parsed back and checked.
 
-Templates live in `blueprints/` at the repository root. Every value goes through a TOML filter
+Templates live in `blueprints/` at the repository root (packaged through the `edgebuild/blueprints` link). Every value goes through a TOML filter
 (`toml`, or `toml_text` for file contents); the environment refuses any other output, so nothing
 reaches the TOML text unescaped. After rendering, the text is parsed with tomllib and must equal
 the data it was rendered from, then pass `policy.check_blueprint`.
@@ -20,7 +20,9 @@ import tomlkit
 from .errors import BlueprintError, RenderError
 from .policy import check_blueprint
 
-TEMPLATE_DIR = Path(__file__).resolve().parents[2] / "blueprints"
+# blueprints/ at the repository root, reached through the edgebuild/blueprints link so that it also
+# ships inside the package (package-data) when installed from a wheel.
+TEMPLATE_DIR = Path(__file__).resolve().parents[1] / "blueprints"
 EDGE_TEMPLATE = "edge.toml.j2"
 INSTALLER_TEMPLATE = "installer.toml.j2"
 

@@ -168,7 +168,7 @@ def _embedded_images(plan: Plan, sources: list[CatalogSourceSpec], releases: lis
         ref = _catalog_device_reference(plan, source)
         add(EmbeddedImage(ref, ref, tls_verify, "catalog", source.catalog.catalog))
     for img in plan.images:
-        if img.type == "catalog":
+        if img.type in ("catalog", "release"):  # catalogs above; release images below, from release-info
             continue
         if not img.destination:
             raise RenderError(f"{img.source}: no mirror destination in the plan", "plan with --mirror/--to set")
@@ -196,7 +196,7 @@ def _device_rules(plan: Plan, releases: list[ReleaseImage], mirror: MirrorTarget
     """Digest rules for every image the device may pull; tag rules for images given by tag."""
     rules: list[MirrorRule] = []
     for img in plan.images:
-        if img.type == "catalog" or not img.destination:
+        if img.type in ("catalog", "release") or not img.destination:
             continue
         src = ImageReference.parse(img.source)
         source_scope, mirror_scope = scopes(src, ImageReference.parse(img.destination))
