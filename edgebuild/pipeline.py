@@ -28,12 +28,10 @@ def _overrides(args: argparse.Namespace) -> dict[str, str]:
 
 def load_catalog(ref: str, args: argparse.Namespace) -> Catalog:
     """Load the catalog `ref` (registry image, oci://PATH, a directory, or a --catalog-content override)."""
-    from .catalog.loader import load_catalog_dir
-    overrides = _overrides(args)
-    local = overrides.get(ref) or (ref if not ref.startswith("oci://") and Path(ref).is_dir() else None)
-    if local and Path(local).is_dir() and not (Path(local) / "oci-layout").exists():
-        return load_catalog_dir(local)
     from .catalog.sources import open_catalog
+    overrides = _overrides(args)
+    if ref not in overrides and "://" not in ref and Path(ref).is_dir():
+        overrides[ref] = ref  # a plain directory name given as the catalog
     try:
         return open_catalog(ref, overrides=overrides, image_source_factory=_image_source_factory(args),
                             arch=getattr(args, "arch", None) or "amd64")
@@ -45,13 +43,9 @@ def load_catalog(ref: str, args: argparse.Namespace) -> Catalog:
 
 
 def _image_source_factory(args: argparse.Namespace) -> Any:
-    """A factory for registry-backed catalog sources, or None when the registry client is absent."""
-    try:
-        from .registry.source import registry_image_source_factory
-    except ImportError:
-        return None
-    return registry_image_source_factory(tls_verify=args.src_tls_verify, authfile=args.authfile,
-                                         cert_dir=args.cert_dir)
+    """Registry-backed catalog sources, one client per registry host, with the source TLS/auth options."""
+    from .registry.source import RegistrySourceFactory
+    return RegistrySourceFactory(tls_verify=args.src_tls_verify, authfile=args.authfile, cert_dir=args.cert_dir)
 
 
 def load_catalogs(config: ImageSetConfig, args: argparse.Namespace) -> dict[str, Catalog]:

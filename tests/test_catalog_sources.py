@@ -5,10 +5,7 @@ from __future__ import annotations
 import json
 import shutil
 import subprocess
-from collections.abc import Iterator
-from contextlib import ExitStack
 from pathlib import Path
-from typing import BinaryIO
 
 import pytest
 
@@ -183,51 +180,11 @@ def test_workdir_keeps_the_unpacked_catalog_per_manifest(tmp_path: Path) -> None
 # Through a registry: a real docker-registry, images pushed by skopeo, read via the ImageSource protocol.
 
 
-class _ChunkStream:
-    """A read()-able stream over the registry client's chunk iterator (what the registry adapter will do)."""
-
-    def __init__(self, chunks: Iterator[bytes], stack: ExitStack) -> None:
-        self._chunks, self._stack, self._rest = chunks, stack, b""
-
-    def read(self, size: int = -1) -> bytes:
-        while size < 0 or len(self._rest) < size:
-            chunk = next(self._chunks, b"")
-            if not chunk:
-                break
-            self._rest += chunk
-        data, self._rest = (self._rest, b"") if size < 0 else (self._rest[:size], self._rest[size:])
-        return data
-
-    def close(self) -> None:
-        self._stack.close()
-
-    def __enter__(self) -> "_ChunkStream":
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
-
-class _RegistryRepository:
-    """ImageSource over edgebuild's RegistryClient for one repository."""
-
-    def __init__(self, client, repository: str) -> None:
-        self.client, self.repository = client, repository
-
-    def get_manifest(self, reference: str) -> tuple[bytes, str]:
-        manifest = self.client.get_manifest(self.repository, reference)
-        return manifest.data, manifest.media_type
-
-    def open_blob(self, digest: str) -> BinaryIO:
-        stack = ExitStack()
-        chunks, _size = stack.enter_context(self.client.open_blob(self.repository, digest))
-        return _ChunkStream(iter(chunks), stack)  # type: ignore[return-value]
-
-
 def test_catalog_from_a_real_registry_matches_the_layout(tmp_path: Path, registry) -> None:
     if shutil.which("skopeo") is None:
         pytest.skip("skopeo is not installed")
     from edgebuild.registry.client import RegistryClient
+    from edgebuild.registry.source import RegistryImageSource
     index_digest = write_catalog_layout(tmp_path / "l", demo_files(), arches=("amd64", "arm64"), ref_name="v1")
     subprocess.run(["skopeo", "copy", "--all", "--quiet", "--dest-tls-verify=false", f"oci:{tmp_path / 'l'}:v1",
                     f"docker://{registry.host}/ns/index:v1"], check=True, capture_output=True)
@@ -235,7 +192,7 @@ def test_catalog_from_a_real_registry_matches_the_layout(tmp_path: Path, registr
     with RegistryClient(registry.host, tls_verify=False) as client:
         def factory(ref: ImageReference):
             seen.append(ref)
-            return _RegistryRepository(client, ref.repository)
+            return RegistryImageSource(client, ref.repository)
 
         by_tag = open_catalog_image(f"{registry.host}/ns/index:v1", image_source_factory=factory, arch="arm64")
         by_digest = open_catalog_image(f"{registry.host}/ns/index@{index_digest}", image_source_factory=factory)

@@ -373,7 +373,7 @@ class _Filter:
             listed = ", ".join(f"{h} ({versions[h]})" if h in versions else f"{h} (unversioned)" for h in heads)
             best = heads[-1]
             pin = (f"minVersion: {versions[best]} and maxVersion: {versions[best]} on channel {channel.name} "
-                   f"selects {best} alone" if best in versions else f"pinning one head's version")
+                   f"selects {best} alone" if best in versions else "pinning one head's version")
             return (f"{where}: the channel's upgrade graph has {len(heads)} heads: {listed}. oc-mirror v2 checks "
                     f"the whole channel graph before any version range, so a range cannot fix it; the nearest "
                     f"setting that gives one head is a pinned version ({pin}), or leave this channel out by "
@@ -386,8 +386,8 @@ class _Filter:
         try:
             wanted = Version.parse_lenient(pinned)
         except ValueError:
-            raise SelectionError(f"error finding specific bundle: error parsing specific version: "
-                                 f"Invalid Semantic Version",
+            raise SelectionError("error finding specific bundle: error parsing specific version: "
+                                 "Invalid Semantic Version",
                                  f"catalog {self.spec.catalog}: {pinned!r} is not a version") from None
         matches = sorted(name for name, version in versions.items() if version == wanted)
         if not matches:
