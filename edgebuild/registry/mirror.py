@@ -50,6 +50,10 @@ class MirrorOptions:
     retry: RetryPolicy | None = None
     archive_size_gb: int | None = None  # mirror-to-disk: also pack the result into tar archives of this size
     previous_state: dict[str, Any] | None = None  # storageConfig state: images mirrored by earlier runs
+    # catalog source reference -> its extracted FBC directory: rebuild that catalog filtered to the
+    # plan's selection (oc-mirror v1 --rebuild-catalogs) instead of copying it verbatim
+    catalog_dirs: dict[str, str] = field(default_factory=dict)
+    workdir: str | None = None  # scratch space for rebuilt catalog layers (default: the system temp dir)
 
 
 @dataclass(slots=True)
@@ -61,6 +65,7 @@ class MirrorReport:
     blobs: dict[str, int] = field(default_factory=dict)
     skipped_previous: list[str] = field(default_factory=list)  # known from storageConfig state, not copied
     archives: list[str] = field(default_factory=list)
+    rebuilt: dict[str, str] = field(default_factory=dict)  # catalog source -> digest of the rebuilt image
 
     def _with(self, status: str) -> list[CopyResult]:
         return [r for r in self.results if r.status == status]
@@ -216,6 +221,42 @@ def _previously_mirrored(options: MirrorOptions) -> dict[str, str]:
     return dict(images) if isinstance(images, dict) else {}
 
 
+def _catalogs_to_rebuild(plan: Plan, options: MirrorOptions) -> dict[str, Any]:
+    """{catalog source: its CatalogPlan} for catalogs that are rebuilt rather than copied."""
+    out = {}
+    for op in plan.operators:
+        if op.selection is not None and op.spec.catalog in options.catalog_dirs:
+            out[op.spec.catalog] = op
+    return out
+
+
+def _rebuild_catalogs(plan: Plan, options: MirrorOptions, clients: "_Clients", dst: Any, dst_repo_for: Any,
+                      report: MirrorReport, workroot: str | None) -> None:
+    import tempfile
+
+    from .catalog_rebuild import rebuild_catalog_image, write_filtered_fbc
+    rebuild = _catalogs_to_rebuild(plan, options)
+    for img in plan.images:
+        op = rebuild.get(img.source)
+        if op is None or img.type != "catalog":
+            continue
+        ref, src_ref = _source_job_parts(img)
+        repository, tag = relative_destination(img, plan)
+        start = time.monotonic()
+        try:
+            with tempfile.TemporaryDirectory(dir=workroot, prefix="edgebuild-catalog-") as work:
+                fbc = write_filtered_fbc(op.selection, options.catalog_dirs[img.source], Path(work) / "index.json")
+                digest = rebuild_catalog_image(clients.endpoint(ref.registry, "src"), ref.repository, src_ref, dst,
+                                               dst_repo_for(repository), tag or "latest", fbc, Path(work), img.source)
+        except RegistryError as exc:
+            report.results.append(CopyResult(img.source, "failed", error=exc))
+            continue
+        report.elapsed += time.monotonic() - start
+        img.digest = digest
+        report.rebuilt[img.source] = digest
+        report.results.append(CopyResult(img.source, "copied", digest, digest))
+
+
 def mirror_to_registry(plan: Plan, target: str | MirrorTarget, options: MirrorOptions | None = None
                        ) -> MirrorReport:
     """Copy every plan image to `target` (docker://HOST[:PORT][/NS]); sets PlanImage.digest."""
@@ -225,7 +266,10 @@ def mirror_to_registry(plan: Plan, target: str | MirrorTarget, options: MirrorOp
     try:
         destination = clients.endpoint(mirror.registry, "dst")
         jobs = []
+        rebuild = _catalogs_to_rebuild(plan, options)
         for img in plan.images:
+            if img.source in rebuild and img.type == "catalog":
+                continue
             ref, src_ref = _source_job_parts(img)
             repository, tag = relative_destination(img, plan)
             dst_repo = mirror.repository_for(repository)
@@ -233,9 +277,10 @@ def mirror_to_registry(plan: Plan, target: str | MirrorTarget, options: MirrorOp
                                 destination, dst_repo, tag, expected_digest=ref.digest, label_src=img.source,
                                 label_dst=f"{mirror.registry}/{dst_repo}" + (f":{tag}" if tag else "")))
         report = _run(jobs, options, f"docker://{mirror}")
+        _record_digests(plan, report)
+        _rebuild_catalogs(plan, options, clients, destination, mirror.repository_for, report, options.workdir)
     finally:
         clients.close()
-    _record_digests(plan, report)
     return _finish(report, options)
 
 
@@ -273,7 +318,10 @@ def mirror_to_disk(plan: Plan, directory: str | os.PathLike[str], options: Mirro
     skipped: list[str] = []
     try:
         jobs = []
+        rebuild = _catalogs_to_rebuild(plan, options)
         for img, entry in zip(plan.images, entries):
+            if img.source in rebuild and img.type == "catalog":
+                continue
             ref, src_ref = _source_job_parts(img)
             if ref.digest and previous.get(img.source) == ref.digest:
                 skipped.append(img.source)
@@ -284,16 +332,21 @@ def mirror_to_disk(plan: Plan, directory: str | os.PathLike[str], options: Mirro
                                 layout, entry["repository"], dst_ref, expected_digest=ref.digest,
                                 label_src=img.source, label_dst=f"{root}:{entry['repository']}:{dst_ref}"))
         report = _run(jobs, options, f"file://{root}", total=len(jobs))
+        _record_digests(plan, report)
+        (root / METADATA_DIR).mkdir(exist_ok=True)
+        _rebuild_catalogs(plan, options, clients, layout, lambda repo: repo, report,
+                          options.workdir or str(root / METADATA_DIR))
     finally:
         clients.close()
     report.skipped_previous = skipped
-    _record_digests(plan, report)
     by_source = {r.key: r for r in report.results}
     for entry in entries:
         result = by_source.get(entry["source"])
         if result is not None:
             entry["digest"] = result.digest
             entry["layoutDigest"] = result.pushed_digest
+            if entry["source"] in report.rebuilt:
+                entry["rebuilt"] = True
             entry["status"] = result.status
     _write_metadata(root, plan.dumps(), entries, complete=not report.failed)
     if options.archive_size_gb and not report.failed:

@@ -1,73 +1,82 @@
-"""Catalog images read straight from a registry: the `ImageSource` of catalog/sources.py over RegistryClient.
+"""Catalog images read from a registry: the `ImageSource` that edgebuild.catalog.sources expects.
 
-`open_catalog` asks a factory for one source per image reference; the factory keeps one client per
-registry host, so loading several catalogs from one registry reuses connections and auth tokens.
+`RegistryImageSource` reads one repository through the shared RegistryClient; blobs come back as a
+file-like stream over the HTTP response, so a large catalog layer is never held in memory (the
+catalog extractor verifies the digest while it reads).
 """
 
 from __future__ import annotations
 
+import io
+import os
 from collections.abc import Iterator
-from contextlib import ExitStack
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
 from ..reference import ImageReference
 from .client import RegistryClient
+from .retry import RetryPolicy
 
 
-class BlobStream:
-    """A read()-able stream over the client's chunk iterator; closing it releases the HTTP response."""
+class _BlobReader(io.RawIOBase):
+    """A read-only raw stream over an open blob response; closing it closes the response."""
 
-    def __init__(self, chunks: Iterator[bytes], stack: ExitStack) -> None:
-        self._chunks, self._stack, self._rest = chunks, stack, b""
+    def __init__(self, context: Any) -> None:
+        self._context = context
+        chunks, _size = context.__enter__()
+        self._chunks: Iterator[bytes] = iter(chunks)
+        self._pending = memoryview(b"")
 
-    def read(self, size: int = -1) -> bytes:
-        while size < 0 or len(self._rest) < size:
-            chunk = next(self._chunks, b"")
-            if not chunk:
-                break
-            self._rest += chunk
-        if size < 0:
-            data, self._rest = self._rest, b""
-        else:
-            data, self._rest = self._rest[:size], self._rest[size:]
-        return data
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        while not self._pending:
+            try:
+                self._pending = memoryview(next(self._chunks))
+            except StopIteration:
+                return 0
+        n = min(len(buffer), len(self._pending))
+        buffer[:n] = self._pending[:n]
+        self._pending = self._pending[n:]
+        return n
 
     def close(self) -> None:
-        self._stack.close()
-
-    def __enter__(self) -> "BlobStream":
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
+        if not self.closed:
+            self._context.__exit__(None, None, None)
+        super().close()
 
 
 class RegistryImageSource:
-    """ImageSource for one repository of a registry."""
+    """One repository of a registry as a catalog ImageSource."""
 
     def __init__(self, client: RegistryClient, repository: str) -> None:
-        self.client, self.repository = client, repository
+        self.client = client
+        self.repository = repository
 
     def get_manifest(self, reference: str) -> tuple[bytes, str]:
         manifest = self.client.get_manifest(self.repository, reference)
         return manifest.data, manifest.media_type
 
     def open_blob(self, digest: str) -> BinaryIO:
-        stack = ExitStack()
-        chunks, _size = stack.enter_context(self.client.open_blob(self.repository, digest))
-        return BlobStream(iter(chunks), stack)  # type: ignore[return-value]
+        reader = _BlobReader(self.client.open_blob(self.repository, digest))
+        return io.BufferedReader(reader, buffer_size=1 << 20)  # type: ignore[return-value]
 
 
-def registry_image_source_factory(*, tls_verify: bool = True, authfile: str | None = None,
-                                  cert_dir: str | None = None):
-    """A factory `ImageReference -> RegistryImageSource`, with one RegistryClient per registry host."""
-    clients: dict[str, RegistryClient] = {}
+class RegistrySourceFactory:
+    """`image_source_factory` for edgebuild.catalog.sources.open_catalog: one client per registry host."""
 
-    def factory(ref: ImageReference) -> RegistryImageSource:
-        client = clients.get(ref.registry)
+    def __init__(self, *, tls_verify: bool = True, cert_dir: str | os.PathLike[str] | None = None,
+                 authfile: str | os.PathLike[str] | None = None, retry: RetryPolicy | None = None) -> None:
+        self._options = {"tls_verify": tls_verify, "cert_dir": cert_dir, "authfile": authfile, "retry": retry}
+        self._clients: dict[str, RegistryClient] = {}
+
+    def __call__(self, reference: ImageReference) -> RegistryImageSource:
+        client = self._clients.get(reference.registry)
         if client is None:
-            client = clients[ref.registry] = RegistryClient(ref.registry, tls_verify=tls_verify,
-                                                            authfile=authfile, cert_dir=cert_dir)
-        return RegistryImageSource(client, ref.repository)
+            client = self._clients[reference.registry] = RegistryClient(reference.registry, **self._options)
+        return RegistryImageSource(client, reference.repository)
 
-    return factory
+    def close(self) -> None:
+        for client in self._clients.values():
+            client.close()
+        self._clients.clear()
