@@ -9,6 +9,8 @@ upload, `n` ignored on tags/list, 404 for OCI manifests without an OCI Accept he
 from __future__ import annotations
 
 import base64
+import http.client
+import json
 import logging
 import os
 import re
@@ -22,6 +24,7 @@ import httpx
 
 from ..errors import RegistryError
 from .auth import Challenge, Credentials, auth_file_candidates, find_credentials, parse_challenge
+from .rawhttp import HttpStatus, NotHandled, RawHttp
 from .manifest import MANIFEST_ACCEPT, MAX_MANIFEST_BYTES, Manifest, parse_manifest, sha256_digest
 from .retry import RETRYABLE_STATUS, RetryPolicy, parse_retry_after
 
@@ -65,12 +68,23 @@ def registry_error_text(response: httpx.Response) -> str:
     return text[:200] or response.reason_phrase
 
 
+def _error_text(body: bytes, fallback: str) -> str:
+    try:
+        errors = json.loads(body).get("errors") or []
+        if errors:
+            return "; ".join(f"{e.get('code', '?')}: {e.get('message', '')}" for e in errors[:3])
+    except Exception:  # noqa: BLE001 - any undecodable body is reported as text
+        pass
+    return body[:200].decode("utf-8", "replace").strip() or fallback
+
+
 class RegistryClient:
     """Distribution API calls with auth, TLS options and retries for one registry host."""
 
     def __init__(self, registry: str, *, tls_verify: bool = True, cert_dir: str | os.PathLike[str] | None = None,
                  authfile: str | os.PathLike[str] | None = None, credentials: Credentials | None = None,
-                 retry: RetryPolicy | None = None, max_connections: int = 32, timeout: float = 120.0) -> None:
+                 retry: RetryPolicy | None = None, max_connections: int = 32, timeout: float = 120.0,
+                 fast_blobs: bool = True) -> None:
         self.registry = registry
         self.tls_verify = tls_verify
         self.retry = retry or RetryPolicy()
@@ -78,6 +92,8 @@ class RegistryClient:
         self._fixed_credentials = credentials
         self._credentials: dict[str, Credentials | None] = {}
         verify: ssl.SSLContext | bool = tls_context(registry, cert_dir) if tls_verify else False
+        raw_ssl = verify if isinstance(verify, ssl.SSLContext) else ssl._create_unverified_context()
+        self._raw: RawHttp | None = RawHttp(raw_ssl, timeout) if fast_blobs else None
         self._http = httpx.Client(verify=verify, timeout=httpx.Timeout(timeout, connect=15.0),
                                   limits=httpx.Limits(max_connections=max_connections,
                                                       max_keepalive_connections=max_connections),
@@ -91,6 +107,8 @@ class RegistryClient:
 
     def close(self) -> None:
         self._http.close()
+        if self._raw is not None:
+            self._raw.close()
 
     def __enter__(self) -> "RegistryClient":
         return self
@@ -300,6 +318,23 @@ class RegistryClient:
         error.transient = status in RETRYABLE_STATUS  # type: ignore[attr-defined]
         return error
 
+    def _auth_headers(self, repository: str, push: bool, what: str) -> dict[str, str]:
+        self.base_url  # noqa: B018 - make sure the scheme and the challenge are known
+        scopes = (f"repository:{repository}:{'pull,push' if push else 'pull'}",)
+        authorization = self._authorization(repository, scopes, what)
+        return {"Authorization": authorization} if authorization else {}
+
+    def _status_error(self, status: int, body: bytes, what: str, hint: str | None = None) -> RegistryError:
+        if status == 401:
+            return self._auth_failed(what, None)
+        if hint is None:
+            hint = {403: "the account lacks permission for this repository; ask the registry admin for push/pull rights",
+                    404: "check the repository and reference exist in the registry"}.get(
+                status, "rerun later if the registry is overloaded" if status >= 500 else None)
+        error = RegistryError(f"registry {self.registry}: {what}: HTTP {status} {_error_text(body, '')}", hint=hint)
+        error.transient = status in RETRYABLE_STATUS  # type: ignore[attr-defined]
+        return error
+
     # -------------------------------------------------------------------------------- manifests
 
     def get_manifest(self, repository: str, reference: str) -> Manifest:
@@ -398,8 +433,25 @@ class RegistryClient:
     def open_blob(self, repository: str, digest: str) -> Iterator[tuple[Iterator[bytes], int | None]]:
         """Stream a blob: yields (chunks, size). The bytes are not verified here; see digest.py."""
         what = f"get blob {digest} from {repository}"
-        response = self.request("GET", f"/v2/{repository}/blobs/{digest}", repository=repository, what=what,
-                                stream=True)
+        path = f"/v2/{repository}/blobs/{digest}"
+        if self._raw is not None:
+            try:
+                chunks, length, close = self._raw.get_stream(str(self._url(path)),
+                                                              self._auth_headers(repository, False, what))
+            except HttpStatus as exc:
+                if exc.status not in RETRYABLE_STATUS:
+                    raise self._status_error(exc.status, exc.body, what) from None
+                retry_after = next((v for k, v in exc.headers.items() if k.lower() == "retry-after"), None)
+                self.retry.sleep(0, parse_retry_after(retry_after))  # then the httpx path retries further
+            except (NotHandled, OSError, http.client.HTTPException):
+                pass  # the httpx path below handles challenges, redirects and retries
+            else:
+                try:
+                    yield chunks, length
+                finally:
+                    close()
+                return
+        response = self.request("GET", path, repository=repository, what=what, stream=True)
         try:
             if response.status_code != 200:
                 raise self.fail(response, what)
@@ -434,6 +486,20 @@ class RegistryClient:
         if size is not None:
             headers["Content-Length"] = str(size)
         what = f"upload blob {digest} to {repository}"
+        if self._raw is not None and size is not None:
+            headers.update(self._auth_headers(repository, True, what))
+            try:
+                status, body, _ = self._raw.put_stream(str(url), headers, chunks)
+            except (OSError, http.client.HTTPException) as exc:
+                error = RegistryError(f"registry {self.registry}: {what}: connection failed: {type(exc).__name__}: "
+                                      f"{exc}", hint="check that the registry is up; rerun to resume")
+                error.transient = True  # type: ignore[attr-defined]
+                raise error from None
+            if status not in (201, 204):
+                text = _error_text(body, "")
+                raise self._status_error(status, body, what, hint="the bytes sent did not match the digest"
+                                         if "DIGEST_INVALID" in text else None)
+            return
         response = self.request("PUT", str(url), repository=repository, push=True, what=what, headers=headers,
                                 content=chunks)
         if response.status_code not in (201, 204):
