@@ -110,6 +110,29 @@ class RawHttp:
                 self._drop(scheme, netloc)
         return chunks(), length, close
 
+    def simple(self, method: str, url: str, headers: dict[str, str], body: bytes | None = None
+               ) -> tuple[int, bytes, dict[str, str]]:
+        """A small request with the whole answer read: (status, body, lower-cased headers).
+
+        Retried once on a fresh connection when a kept-alive one turns out to be closed."""
+        if body is not None:
+            headers = {**headers, "Content-Length": str(len(body))}
+        elif method in ("POST", "PUT"):
+            headers = {**headers, "Content-Length": "0"}
+        for attempt in (0, 1):
+            conn, scheme, netloc = self._send_head(method, url, headers)
+            try:
+                if body:
+                    conn.send(body)
+                response = conn.getresponse()
+                data = response.read()
+                return response.status, data, {k.lower(): v for k, v in response.getheaders()}
+            except (ConnectionError, http.client.HTTPException, OSError):
+                self._drop(scheme, netloc)
+                if attempt:
+                    raise
+        raise AssertionError("unreachable")
+
     def put_stream(self, url: str, headers: dict[str, str], chunks: Iterable[bytes] | bytes) -> tuple[int, bytes, dict]:
         """PUT a body of known Content-Length from `chunks`; returns (status, body, headers)."""
         conn, scheme, netloc = self._send_head("PUT", url, headers)
