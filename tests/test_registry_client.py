@@ -184,3 +184,16 @@ def test_tls_and_basic_auth_together(registry_factory, tls_files, tmp_path: Path
         assert client.put_manifest("t/a", "v1", manifest, OCI_MANIFEST) == digest_of(manifest)
     raw = inspect_raw(f"{reg.host}/t/a:v1", tls_verify=True, cert_dir=tls_files.cert_dir, creds=(USER, PASSWORD))
     assert raw == manifest
+
+
+def test_tag_list_follows_link_pagination(seeded, fault_proxy_factory) -> None:
+    """Fake pages: distribution 2.8 ignores `n` on tags/list and never paginates it, other registries do."""
+    from tests.registry_fixtures import FaultRule
+    proxy = fault_proxy_factory(seeded)
+    proxy.add(FaultRule("GET", r"/tags/list$", "status", status=200, body=b'{"name":"test/one","tags":["a","b"]}',
+                        headers={"Link": '</v2/test/one/tags/list?last=b&n=2>; rel="next"',
+                                 "Content-Type": "application/json"}))
+    proxy.add(FaultRule("GET", r"/tags/list\?last=b", "status", status=200, body=b'{"name":"test/one","tags":["c"]}',
+                        headers={"Content-Type": "application/json"}))
+    with RegistryClient(proxy.host, tls_verify=False) as client:
+        assert client.list_tags("test/one") == ["a", "b", "c"]

@@ -57,14 +57,25 @@ class CopyEngine:
         self._first: dict[tuple[int, str], Future] = {}
         self._lock = threading.Lock()
         self._blob_pool: ThreadPoolExecutor | None = None
+        self._stop = threading.Event()
 
     def run(self, jobs: list[CopyJob]) -> list[CopyResult]:
         """Copy every job; failures are collected per image, never stop the others."""
-        with ThreadPoolExecutor(self.parallel, thread_name_prefix="blob") as blob_pool, \
-                ThreadPoolExecutor(self.image_parallel, thread_name_prefix="image") as image_pool:
-            self._blob_pool = blob_pool
+        blob_pool = ThreadPoolExecutor(self.parallel, thread_name_prefix="blob")
+        image_pool = ThreadPoolExecutor(self.image_parallel, thread_name_prefix="image")
+        self._blob_pool = blob_pool
+        try:
             futures = [image_pool.submit(self._copy_image_safely, job) for job in jobs]
             return [f.result() for f in futures]
+        except BaseException:
+            # Ctrl-C or a bug: drop queued work; only transfers already running finish (at most `parallel`)
+            self._stop.set()
+            image_pool.shutdown(wait=False, cancel_futures=True)
+            blob_pool.shutdown(wait=False, cancel_futures=True)
+            raise
+        finally:
+            image_pool.shutdown(wait=True)
+            blob_pool.shutdown(wait=True)
 
     def _copy_image_safely(self, job: CopyJob) -> CopyResult:
         try:
@@ -79,6 +90,8 @@ class CopyEngine:
         return result
 
     def _copy_image(self, job: CopyJob) -> CopyResult:
+        if self._stop.is_set():
+            raise RegistryError(f"{job.label_src}: not copied, the run was interrupted")
         top = job.src.get_manifest(job.src_repo, job.src_ref)
         source_digest = top.digest
         if job.expected_digest and source_digest != job.expected_digest:
