@@ -13,7 +13,6 @@ import base64
 import http.client
 import http.server
 import json
-import os
 import re
 import signal
 import socket

@@ -1,7 +1,8 @@
-"""A client for the OCI distribution API (registry v2) on httpx.
+"""A client for the OCI distribution API (registry v2) on httpx, with a lean byte path.
 
 One `RegistryClient` per registry host, shared by all copy threads (httpx.Client is thread-safe
-and pools keep-alive connections). It speaks the API as distribution 2.8 implements it: see
+and pools keep-alive connections). Blob bytes and the small hot requests go through rawhttp.py
+(http.client) and fall back to httpx for auth challenges, redirects and retries. It speaks the API as distribution 2.8 implements it: see
 reference/registry-tooling.md for what that server does and does not do (no single-request
 upload, `n` ignored on tags/list, 404 for OCI manifests without an OCI Accept header).
 """
@@ -16,17 +17,18 @@ import os
 import re
 import ssl
 import threading
-from urllib.parse import quote, urljoin
 import time
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from urllib.parse import quote, urljoin
+
 import httpx
 
 from ..errors import RegistryError
 from .auth import Challenge, Credentials, auth_file_candidates, find_credentials, parse_challenge
-from .rawhttp import HttpStatus, NotHandled, RawHttp
 from .manifest import MANIFEST_ACCEPT, MAX_MANIFEST_BYTES, Manifest, parse_manifest, sha256_digest
+from .rawhttp import HttpStatus, NotHandled, RawHttp
 from .retry import RETRYABLE_STATUS, RetryPolicy, parse_retry_after
 
 log = logging.getLogger(__name__)
