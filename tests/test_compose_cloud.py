@@ -106,6 +106,7 @@ def test_wrong_token_is_refused_and_never_printed_or_logged(standin: StandIn, bl
                                                            caplog: pytest.LogCaptureFixture) -> None:
     secret = "wrong-" + standin.token
     caplog.set_level(logging.DEBUG)
+    caplog.set_level(logging.DEBUG, logger="httpx")  # the CLI quiets httpx; these tests want every line
     with pytest.raises(ComposerAPIError) as caught:
         compose_cloud(blueprint, "edge-commit", endpoint=standin.cloud_url, token=secret, ca_cert=standin.ca_cert)
     err = caught.value
@@ -120,6 +121,7 @@ def test_a_server_echoing_the_token_is_redacted(standin: StandIn, blueprint: Pat
     """Fault a real composer should not produce: an error text that echoes the Authorization header."""
     standin.scenario(echo_auth_in_error=True, compose_error={"id": 4, "reason": "Unsupported distribution"})
     caplog.set_level(logging.DEBUG)
+    caplog.set_level(logging.DEBUG, logger="httpx")  # the CLI quiets httpx; these tests want every line
     with pytest.raises(ComposerAPIError) as caught:
         compose_cloud(blueprint, "edge-commit", **https(standin))
     assert "Bearer ***" in str(caught.value)
@@ -130,6 +132,7 @@ def test_token_stays_out_of_logs_in_a_whole_successful_and_failed_run(standin: S
                                                                       tmp_path: Path,
                                                                       caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level(logging.DEBUG)
+    caplog.set_level(logging.DEBUG, logger="httpx")  # the CLI quiets httpx; these tests want every line
     compose_cloud(blueprint, "edge-commit", download_dir=tmp_path, **https(standin))
     standin.scenario(outcome="failure")
     with pytest.raises(ComposeFailedError) as caught:
