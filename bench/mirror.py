@@ -215,14 +215,44 @@ def child(spec_json: str) -> None:
                       "maxrss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
 
 
-def curl_ceiling(blobs: list[tuple[str, Path]], registry: RegistryServer, parallel: int) -> float:
-    lines = "\n".join(f"{d} {p}" for d, p in blobs)
-    script = ('set -e; loc=$(curl -sS -o /dev/null -w "%header{location}" -X POST '
-              f'http://{registry.host}/v2/ceiling/blobs/uploads/); '
-              'curl -sS -f -o /dev/null -X PUT -H "Content-Type: application/octet-stream" '
-              '-T "$2" "$loc&digest=$1"')
+def curl_ceiling(blobs: list[tuple[str, Path]], registry: RegistryServer, parallel: int, workdir: Path) -> float:
+    """curl POST + monolithic PUT of every blob, split over `parallel` lanes.
+
+    Each lane is two curl processes with keep-alive (`next` in a -K config): first all POSTs (the
+    upload sessions, Location headers dumped to files), then all PUTs streaming the files. So the
+    figure is the registry's ingest limit, not process start-up.
+    """
+    lanes = [blobs[i::parallel] for i in range(parallel)]
+    tmp = workdir / "ceiling"
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
     start = time.monotonic()
-    subprocess.run(["xargs", f"-P{parallel}", "-L1", "sh", "-c", script, "sh"], input=lines, text=True, check=True)
+
+    def run_lanes(configs: list[Path]) -> None:
+        procs = [subprocess.Popen(["curl", "-sS", "-K", str(c)]) for c in configs]
+        if any(p.wait() != 0 for p in procs):
+            raise RuntimeError("curl ceiling run failed")
+    posts = []
+    for n, lane in enumerate(lanes):
+        cfg = tmp / f"post-{n}.cfg"
+        cfg.write_text("next\n".join(f'url = "http://{registry.host}/v2/ceiling/blobs/uploads/"\nrequest = "POST"\n'
+                                     f'dump-header = "{tmp}/h-{n}-{i}"\noutput = "/dev/null"\n'
+                                     for i in range(len(lane))))
+        posts.append(cfg)
+    run_lanes(posts)
+    puts = []
+    for n, lane in enumerate(lanes):
+        lines = []
+        for i, (digest, path) in enumerate(lane):
+            headers = (tmp / f"h-{n}-{i}").read_text()
+            location = next(line.split(":", 1)[1].strip() for line in headers.splitlines()
+                            if line.lower().startswith("location:"))
+            lines.append(f'url = "{location}&digest={digest}"\nupload-file = "{path}"\n'
+                         'header = "Content-Type: application/octet-stream"\noutput = "/dev/null"\nfail\n')
+        cfg = tmp / f"put-{n}.cfg"
+        cfg.write_text("next\n".join(lines))
+        puts.append(cfg)
+    run_lanes(puts)
     return time.monotonic() - start
 
 
@@ -287,9 +317,9 @@ def main() -> None:
                     "a filled directory, so it has no warm run)")
                 continue
             fresh(dst)
-            ceil_seq = curl_ceiling(blobs, dst, 1)
+            ceil_seq = curl_ceiling(blobs, dst, 1, workdir)
             fresh(dst)
-            ceil_par = curl_ceiling(blobs, dst, 4)
+            ceil_par = curl_ceiling(blobs, dst, 4, workdir)
             fresh(dst)
             t_sk = skopeo_sync(refs, src, dst, workdir)
             t_sk_warm = skopeo_sync(refs, src, dst, workdir)
@@ -297,7 +327,7 @@ def main() -> None:
             t_eb, info = edgebuild_run(refs, src, f"docker://{dst.host}/mirror")
             t_eb_warm, _ = edgebuild_run(refs, src, f"docker://{dst.host}/mirror")
             limit = 1.25 if profile == "operators" else 1.5
-            say(f"ceiling (curl POST+PUT of unique blobs): sequential {ceil_seq:.2f} s, 4 parallel {ceil_par:.2f} s")
+            say(f"ceiling (curl POST+PUT of unique blobs, keep-alive): sequential {ceil_seq:.2f} s, 4 parallel {ceil_par:.2f} s")
             say(f"cold: skopeo sync {t_sk:.2f} s | edgebuild {t_eb:.2f} s "
                 f"(blobs {info['blobs']}, peak RSS {info['maxrss_mb']:.0f} MB)")
             say(f"ratios: edgebuild/ceiling4 {t_eb / ceil_par:.2f} (target <= {limit}), "

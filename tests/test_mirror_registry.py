@@ -148,3 +148,23 @@ def test_dry_run_returns_mapping_and_writes_nothing(source_images, registry2) ->
     from tests.registry_images import skopeo
     assert skopeo("inspect", "--raw", "--tls-verify=false", f"docker://{registry2.host}/mirror/team/app-a:v1",
                   check=False).returncode != 0
+
+
+def test_blob_lookups_skipped_only_in_repositories_that_do_not_exist(registry, registry2, tmp_path: Path,
+                                                                     fault_proxy_factory) -> None:
+    """The proxy (a pass-through in front of the real destination) only records the requests."""
+    layout = Layout(tmp_path / "layout")
+    base = [make_layer("shared-base", 200_000)]
+    simple_image(layout, "v1", (10_000,), base=base)
+    simple_image(layout, "v2", (12_000,), base=base)
+    push(layout, "v1", f"{registry.host}/r/app:v1")
+    push(layout, "v2", f"{registry.host}/r/app:v2")
+    proxy = fault_proxy_factory(registry2)
+    opts = MirrorOptions(src_tls_verify=False, dest_tls_verify=False, quiet=True)
+    mirror_to_registry(make_plan([f"{registry.host}/r/app:v1"]), f"docker://{proxy.host}", opts)
+    assert not [p for m, p, s, _ in proxy.log if m == "HEAD" and "/blobs/" in p]  # new repository: nothing to ask
+    proxy.log.clear()
+    report = mirror_to_registry(make_plan([f"{registry.host}/r/app:v2"]), f"docker://{proxy.host}", opts)
+    heads = [s for m, p, s, _ in proxy.log if m == "HEAD" and "/blobs/" in p]
+    assert 200 in heads and report.blobs["present"] == 1  # the shared base layer was found, not sent again
+    assert inspect_raw(f"{registry2.host}/r/app:v2") == inspect_raw(f"{registry.host}/r/app:v2")

@@ -336,7 +336,7 @@ class RegistryClient:
 
     def _fast(self, method: str, path: str, repository: str, push: bool, what: str,
               headers: dict[str, str] | None = None, body: bytes | None = None,
-              mount_from: str | None = None) -> tuple[int, bytes, dict[str, str]] | None:
+              mount_from: str | None = None, max_body: int | None = None) -> tuple[int, bytes, dict[str, str]] | None:
         """A small request on the http.client path; None when httpx must take it (challenge, redirect,
         retryable status or connection trouble: the httpx path owns auth and retries)."""
         if self._raw is None:
@@ -350,7 +350,7 @@ class RegistryClient:
         if authorization:
             send["Authorization"] = authorization
         try:
-            status, data, answer = self._raw.simple(method, self._absolute(path), send, body)
+            status, data, answer = self._raw.simple(method, self._absolute(path), send, body, max_body)
         except (OSError, http.client.HTTPException):
             return None
         if status == 401 or 300 <= status < 400 or status in RETRYABLE_STATUS:
@@ -375,6 +375,16 @@ class RegistryClient:
         before reading them whole, and checking the bytes against a digest reference."""
         what = f"get manifest {repository}:{reference}" if ":" not in reference else \
             f"get manifest {repository}@{reference}"
+        origin = f"{self.registry}/{repository}{'@' if reference.startswith('sha256:') else ':'}{reference}"
+        fast = self._fast("GET", f"/v2/{repository}/manifests/{reference}", repository, False, what,
+                          headers={"Accept": MANIFEST_ACCEPT}, max_body=MAX_MANIFEST_BYTES)
+        if fast is not None:
+            if fast[0] != 200:
+                raise self._status_error(fast[0], fast[1], what)
+            if len(fast[1]) > MAX_MANIFEST_BYTES:
+                raise RegistryError(f"{origin}: manifest is over the 4 MiB limit registries accept",
+                                    hint="such a manifest cannot be pushed to a distribution registry; exclude the image")
+            return self._checked_manifest(fast[1], fast[2].get("content-type"), origin, reference)
         response = self.request("GET", f"/v2/{repository}/manifests/{reference}", repository=repository,
                                 what=what, headers={"Accept": MANIFEST_ACCEPT}, stream=True)
         try:
@@ -394,7 +404,11 @@ class RegistryClient:
                                              "exclude the image")
         finally:
             response.close()
-        manifest = parse_manifest(bytes(data), response.headers.get("Content-Type"), origin)
+        return self._checked_manifest(bytes(data), response.headers.get("Content-Type"), origin, reference)
+
+    @staticmethod
+    def _checked_manifest(data: bytes, content_type: str | None, origin: str, reference: str) -> Manifest:
+        manifest = parse_manifest(data, content_type, origin)
         if reference.startswith("sha256:") and manifest.digest != reference:
             raise RegistryError(f"{origin}: the registry served a manifest whose digest is {manifest.digest}",
                                 hint="the source registry's storage is corrupt or a proxy altered the answer")
@@ -450,6 +464,19 @@ class RegistryClient:
                                 push=True, what=what)
         if response.status_code not in (200, 202, 404):
             raise self.fail(response, what)
+
+    def repository_tags(self, repository: str) -> set[str] | None:
+        """The tags of `repository`, or None when the registry says the repository does not exist."""
+        what = f"list tags of {repository}"
+        fast = self._fast("GET", f"/v2/{repository}/tags/list", repository, False, what)
+        if fast is not None and fast[0] == 404:
+            return None
+        if fast is not None and fast[0] == 200 and "link" not in fast[2]:
+            return set(json.loads(fast[1]).get("tags") or [])
+        response = self.request("GET", f"/v2/{repository}/tags/list", repository=repository, what=what)
+        if response.status_code == 404:
+            return None
+        return set(self.list_tags(repository))
 
     def list_tags(self, repository: str) -> list[str]:
         """All tags, following `Link: <…>; rel="next"` pagination when the registry paginates."""

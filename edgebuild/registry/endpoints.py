@@ -21,10 +21,16 @@ from .stream import DigestMismatch, SourceStreamError, verified_chunks
 
 BlobOpener = Callable[[], AbstractContextManager[tuple[Iterator[bytes], int | None]]]
 BlobOutcome = Literal["present", "mounted", "copied"]
+# "absent": the destination says the repository does not exist; "exists": it may hold anything;
+# a set: the repository exists with exactly these tags
+RepositoryState = Literal["absent", "exists"] | set[str]
 
 
 class Endpoint(Protocol):
     label: str
+    cheap_blob_check: bool  # True when asking whether a blob exists costs next to nothing (a stat)
+
+    def repository_state(self, repository: str) -> RepositoryState: ...
 
     def get_manifest(self, repository: str, reference: str) -> Manifest: ...
 
@@ -36,7 +42,7 @@ class Endpoint(Protocol):
                   ) -> AbstractContextManager[tuple[Iterator[bytes], int | None]]: ...
 
     def ensure_blob(self, repository: str, desc: Descriptor, opener: BlobOpener, origin: str,
-                    on_bytes: Callable[[int], None] | None = None) -> BlobOutcome: ...
+                    on_bytes: Callable[[int], None] | None = None, assume_absent: bool = False) -> BlobOutcome: ...
 
 
 def is_transient(exc: BaseException) -> bool:
@@ -51,12 +57,15 @@ class RegistryEndpoint:
         self.client = client
         self.label = client.registry
         self.retry = retry or client.retry
+        self.cheap_blob_check = False
         self._known: dict[str, set[str]] = {}
         self._lock = threading.Lock()
+        self._touched: set[str] = set()
 
     def _remember(self, digest: str, repository: str) -> None:
         with self._lock:
             self._known.setdefault(digest, set()).add(repository)
+            self._touched.add(repository)
 
     def holders(self, digest: str) -> set[str]:
         with self._lock:
@@ -65,22 +74,37 @@ class RegistryEndpoint:
     def get_manifest(self, repository: str, reference: str) -> Manifest:
         return self.client.get_manifest(repository, reference)
 
+    def repository_state(self, repository: str) -> RepositoryState:
+        """Whether `repository` exists and its tags, from tags/list (one cheap read per image; the
+        repository list, GET /v2/_catalog, would be one request but walks the whole storage of a
+        big registry)."""
+        with self._lock:
+            touched = repository in self._touched
+        tags = self.client.repository_tags(repository)
+        return "absent" if tags is None and not touched else (tags if tags is not None else "exists")
+
     def manifest_digest(self, repository: str, reference: str) -> str | None:
         return self.client.head_manifest(repository, reference)
 
     def put_manifest(self, repository: str, reference: str, manifest: Manifest) -> None:
         self.client.put_manifest(repository, reference, manifest.data, manifest.media_type)
+        with self._lock:
+            self._touched.add(repository)
 
     def open_blob(self, repository: str, desc: Descriptor
                   ) -> AbstractContextManager[tuple[Iterator[bytes], int | None]]:
         return self.client.open_blob(repository, desc.digest)
 
     def ensure_blob(self, repository: str, desc: Descriptor, opener: BlobOpener, origin: str,
-                    on_bytes: Callable[[int], None] | None = None) -> BlobOutcome:
+                    on_bytes: Callable[[int], None] | None = None, assume_absent: bool = False) -> BlobOutcome:
+        """Make the blob present in `repository`: known, or HEAD, or mount, or upload.
+
+        `assume_absent` skips the HEAD (the caller saw that the repository does not exist; a wrong
+        guess only costs sending the blob again)."""
         holders = self.holders(desc.digest)
         if repository in holders:
             return "present"
-        if self.client.head_blob(repository, desc.digest) is not None:
+        if not assume_absent and self.client.head_blob(repository, desc.digest) is not None:
             self._remember(desc.digest, repository)
             return "present"
         location: str | None = None

@@ -6,6 +6,10 @@ is transferred once per destination: the first request uploads it, later ones wa
 upload and then find it (same repository) or mount it (another repository). Children of an index
 are pushed before the index, blobs before their manifest, and the tag last, so a failure never
 leaves a tag pointing at something incomplete.
+
+Each blob is looked up before it is sent (HEAD), except small blobs going to a repository the
+destination reports as absent (not in its repository list, or tags/list 404): there the lookup
+cannot succeed, and a wrong guess only sends a small blob twice.
 """
 
 from __future__ import annotations
@@ -19,6 +23,10 @@ from ..errors import EdgebuildError, RegistryError
 from .endpoints import Endpoint
 from .manifest import Descriptor, Manifest, filter_index
 from .progress import Progress
+
+# In a repository the destination says does not exist, blobs up to this size are sent without
+# asking first: one HEAD costs the registry about what receiving a small blob again would.
+SMALL_BLOB = 1024 * 1024
 
 
 @dataclass(slots=True)
@@ -100,7 +108,10 @@ class CopyEngine:
         if top.is_index and self.arch:
             top = filter_index(top, self.arch, job.label_src)
         dst_ref = job.dst_ref or top.digest
-        if job.dst.manifest_digest(job.dst_repo, dst_ref) == top.digest:
+        state = job.dst.repository_state(job.dst_repo)
+        absent = state == "absent"
+        maybe_present = not absent and (not isinstance(state, set) or dst_ref.startswith("sha256:") or dst_ref in state)
+        if maybe_present and job.dst.manifest_digest(job.dst_repo, dst_ref) == top.digest:
             return CopyResult(job.key, "present", source_digest, top.digest)
         children: list[Manifest] = []
         if top.is_index:
@@ -112,7 +123,8 @@ class CopyEngine:
             for desc in manifest.blobs:
                 if desc.digest not in seen:
                     seen.add(desc.digest)
-                    blob_futures.append(self._blob(job, desc))
+                    blob_futures.append(self._blob(job, desc, absent and desc.size <= SMALL_BLOB
+                                                    and not job.dst.cheap_blob_check))
         outcomes: dict[str, int] = {}
         errors: list[BaseException] = []
         for future in blob_futures:
@@ -129,7 +141,7 @@ class CopyEngine:
         job.dst.put_manifest(job.dst_repo, dst_ref, top)
         return CopyResult(job.key, "copied", source_digest, top.digest, blobs=outcomes)
 
-    def _blob(self, job: CopyJob, desc: Descriptor) -> Future:
+    def _blob(self, job: CopyJob, desc: Descriptor, assume_absent: bool = False) -> Future:
         """A future for `desc` being present in the destination repository."""
         pool = self._blob_pool
         assert pool is not None
@@ -137,7 +149,7 @@ class CopyEngine:
         with self._lock:
             first = self._first.get(key)
             if first is None:
-                future = pool.submit(self._ensure, job, desc)
+                future = pool.submit(self._ensure, job, desc, assume_absent)
                 self._first[key] = future
                 return future
         chained: Future = Future()
@@ -152,13 +164,13 @@ class CopyEngine:
         first.add_done_callback(after_first)
         return chained
 
-    def _ensure(self, job: CopyJob, desc: Descriptor) -> str:
+    def _ensure(self, job: CopyJob, desc: Descriptor, assume_absent: bool = False) -> str:
         origin = f"{job.label_src or job.src.label}"
 
         def opener():  # type: ignore[no-untyped-def]
             return job.src.open_blob(job.src_repo, desc)
         outcome = job.dst.ensure_blob(job.dst_repo, desc, opener, f"{origin} blob {desc.digest[:19]}",
-                                      self.progress.add_bytes)
+                                      self.progress.add_bytes, assume_absent)
         self.progress.blob(outcome)
         return outcome
 

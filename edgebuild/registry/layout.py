@@ -52,6 +52,7 @@ class LayoutEndpoint:
     def __init__(self, root: str | os.PathLike[str], *, create: bool = True, retry: RetryPolicy | None = None) -> None:
         self.root = Path(root)
         self.retry = retry or RetryPolicy()
+        self.cheap_blob_check = True
         self.label = f"oci:{self.root}"
         self._lock = threading.Lock()
         if create:
@@ -111,6 +112,9 @@ class LayoutEndpoint:
                                 hint="the layout is damaged; delete that file and rerun mirror-to-disk")
         return manifest
 
+    def repository_state(self, repository: str) -> str:
+        return "exists"  # looking a blob up is a stat here: never worth skipping
+
     def manifest_digest(self, repository: str, reference: str) -> str | None:
         if reference.startswith("sha256:"):
             return reference if self.blob_path(reference).is_file() else None
@@ -144,7 +148,7 @@ class LayoutEndpoint:
             yield iter(lambda: fh.read(CHUNK), b""), path.stat().st_size
 
     def ensure_blob(self, repository: str, desc: Descriptor, opener: BlobOpener, origin: str,
-                    on_bytes: Callable[[int], None] | None = None) -> BlobOutcome:
+                    on_bytes: Callable[[int], None] | None = None, assume_absent: bool = False) -> BlobOutcome:
         path = self.blob_path(desc.digest)
         if path.is_file() and path.stat().st_size == desc.size:
             return "present"

@@ -110,8 +110,8 @@ class RawHttp:
                 self._drop(scheme, netloc)
         return chunks(), length, close
 
-    def simple(self, method: str, url: str, headers: dict[str, str], body: bytes | None = None
-               ) -> tuple[int, bytes, dict[str, str]]:
+    def simple(self, method: str, url: str, headers: dict[str, str], body: bytes | None = None,
+               max_body: int | None = None) -> tuple[int, bytes, dict[str, str]]:
         """A small request with the whole answer read: (status, body, lower-cased headers).
 
         Retried once on a fresh connection when a kept-alive one turns out to be closed."""
@@ -125,7 +125,9 @@ class RawHttp:
                 if body:
                     conn.send(body)
                 response = conn.getresponse()
-                data = response.read()
+                data = response.read(max_body + 1) if max_body is not None else response.read()
+                if not response.isclosed():
+                    self._drop(scheme, netloc)  # body left unread (over max_body): the connection is spent
                 return response.status, data, {k.lower(): v for k, v in response.getheaders()}
             except (ConnectionError, http.client.HTTPException, OSError):
                 self._drop(scheme, netloc)
