@@ -15,8 +15,8 @@ import pytest
 REPO = Path(__file__).resolve().parents[1]
 SHARED = REPO.parent / "shared"
 
-# The registry fixtures (a real docker-registry per test) live in their own module.
-pytest_plugins = ["tests.registry_fixtures"] if (REPO / "tests" / "registry_fixtures.py").exists() else []
+# Fixtures with servers of their own: a real docker-registry per test, and the composer stand-in.
+pytest_plugins = ["tests.registry_fixtures", "tests.composer_standin"]
 
 
 def require_tool(name: str) -> str:

@@ -19,7 +19,7 @@ from edgebuild.compose import (ComposeFailedError, ComposerAPIError, ComposerUna
 from edgebuild.compose.cloud import CloudClient
 from edgebuild.compose.transport import parse_endpoint
 from edgebuild.errors import UsageError
-from tests.composer_standin import SAMPLE_BLUEPRINT, StandIn, composer_standin_process, standin  # noqa: F401
+from tests.composer_standin import SAMPLE_BLUEPRINT, StandIn
 
 REF = "rhel/9/x86_64/edge"
 

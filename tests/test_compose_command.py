@@ -17,7 +17,7 @@ import pytest
 from edgebuild.cli import build_parser
 from edgebuild.compose.command import run_compose
 from edgebuild.errors import UsageError
-from tests.composer_standin import SAMPLE_BLUEPRINT, StandIn, composer_standin_process, standin  # noqa: F401
+from tests.composer_standin import SAMPLE_BLUEPRINT, StandIn
 from tests.test_ci_templates import CI, TEMPLATES, edgebuild_commands
 
 

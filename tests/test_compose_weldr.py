@@ -15,7 +15,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.composer_standin import SAMPLE_BLUEPRINT, StandIn, composer_standin_process, standin  # noqa: F401
+from tests.composer_standin import SAMPLE_BLUEPRINT, StandIn
 from edgebuild.compose import (ComposeFailedError, ComposerAPIError, ComposerUnavailableError, ComposeTimeoutError,
                                WeldrClient, compose_weldr)
 from edgebuild.compose.transport import Waiter
