@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import sys
 from pathlib import Path
 from typing import Any, TextIO
@@ -26,20 +27,32 @@ def _overrides(args: argparse.Namespace) -> dict[str, str]:
     return dict(getattr(args, "catalog_content", None) or [])
 
 
-def load_catalog(ref: str, args: argparse.Namespace) -> Catalog:
-    """Load the catalog `ref` (registry image, oci://PATH, a directory, or a --catalog-content override)."""
-    from .catalog.sources import open_catalog
+def cache_dir() -> Path:
+    """Where unpacked catalogs are kept between runs (one directory per catalog manifest digest)."""
+    base = os.environ.get("EDGEBUILD_CACHE_DIR") or os.path.join(
+        os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "edgebuild")
+    return Path(base)
+
+
+def open_catalog_for(ref: str, args: argparse.Namespace) -> Any:
+    """Load the catalog `ref` (registry image, oci://PATH, a directory, or a --catalog-content override)
+    as a LoadedCatalog whose FBC stays on disk (`fbc_dir`), so a filtered catalog can be rebuilt from it."""
+    from .catalog.sources import open_catalog_image
     overrides = _overrides(args)
     if ref not in overrides and "://" not in ref and Path(ref).is_dir():
         overrides[ref] = ref  # a plain directory name given as the catalog
     try:
-        return open_catalog(ref, overrides=overrides, image_source_factory=_image_source_factory(args),
-                            arch=getattr(args, "arch", None) or "amd64")
+        return open_catalog_image(ref, overrides=overrides, image_source_factory=_image_source_factory(args),
+                                  workdir=cache_dir(), arch=getattr(args, "arch", None) or "amd64")
     except RegistryError as exc:
         raise CatalogError(f"catalog {ref}: {exc.message}",
                            (f"{exc.hint}; or " if exc.hint else "")
                            + f"load it from disk with --catalog-content {ref}=PATH "
                            "(an FBC directory or an OCI layout from 'skopeo copy docker://REF oci:PATH')") from None
+
+
+def load_catalog(ref: str, args: argparse.Namespace) -> Catalog:
+    return open_catalog_for(ref, args).catalog
 
 
 def _image_source_factory(args: argparse.Namespace) -> Any:
@@ -48,13 +61,28 @@ def _image_source_factory(args: argparse.Namespace) -> Any:
     return RegistrySourceFactory(tls_verify=args.src_tls_verify, authfile=args.authfile, cert_dir=args.cert_dir)
 
 
-def load_catalogs(config: ImageSetConfig, args: argparse.Namespace) -> dict[str, Catalog]:
+def load_catalogs(config: ImageSetConfig, args: argparse.Namespace,
+                  fbc_dirs: dict[str, str] | None = None) -> dict[str, Catalog]:
+    """Every catalog of the configuration; `fbc_dirs` (if given) receives where each one's FBC is on disk."""
     catalogs: dict[str, Catalog] = {}
     for spec in config.operators:
         if spec.catalog not in catalogs:
             log.info("loading catalog %s", spec.catalog)
-            catalogs[spec.catalog] = load_catalog(spec.catalog, args)
+            loaded = open_catalog_for(spec.catalog, args)
+            catalogs[spec.catalog] = loaded.catalog
+            if fbc_dirs is not None and loaded.fbc_dir is not None:
+                fbc_dirs[spec.catalog] = str(loaded.fbc_dir)
     return catalogs
+
+
+def catalogs_to_rebuild(config: ImageSetConfig, fbc_dirs: dict[str, str]) -> dict[str, str]:
+    """Catalogs mirrored as a filtered rebuild (as oc-mirror does) rather than copied whole.
+
+    Only a `full: true` catalog without packages is copied as it is; every other selection is
+    rebuilt, so the CatalogSource on the device offers exactly the bundles whose images it carries.
+    """
+    return {spec.catalog: fbc_dirs[spec.catalog] for spec in config.operators
+            if spec.catalog in fbc_dirs and not (spec.full and not spec.packages)}
 
 
 def parse_mirror(text: str | None) -> MirrorTarget | None:
@@ -159,7 +187,9 @@ def run_mirror(args: argparse.Namespace) -> int:
     to_disk = args.to.startswith("file://")
     mirror = parse_mirror(args.to)
     options.previous_state = _load_state(config, args.authfile)
-    plan = build_plan(config, load_catalogs(config, args), mirror, previous=options.previous_state)
+    fbc_dirs: dict[str, str] = {}
+    plan = build_plan(config, load_catalogs(config, args, fbc_dirs), mirror, previous=options.previous_state)
+    options.catalog_dirs = catalogs_to_rebuild(config, fbc_dirs)
     add_release_images(plan, release_references(args.release_info))
     for warning in plan.warnings:
         log.warning("warning: %s", warning)
@@ -231,7 +261,9 @@ def run_build(args: argparse.Namespace) -> int:
     assert mirror is not None
     options = mirror_options(args, config)
     options.previous_state = _load_state(config, args.authfile)
-    plan = build_plan(config, load_catalogs(config, args), mirror, previous=options.previous_state)
+    fbc_dirs: dict[str, str] = {}
+    plan = build_plan(config, load_catalogs(config, args, fbc_dirs), mirror, previous=options.previous_state)
+    options.catalog_dirs = catalogs_to_rebuild(config, fbc_dirs)
     if args.release_source == "mirror":
         add_release_images(plan, release_references(args.release_info))
     for warning in plan.warnings:

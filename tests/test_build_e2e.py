@@ -73,6 +73,17 @@ def test_build_mirrors_renders_and_verifies(built: dict):
     for img in images:
         if img["type"] != "catalog":
             assert f"{img['source'].split('@')[0]}@{img['digest']}" in names
+    # The catalog in the mirror is rebuilt to the selection (oc-mirror v1 --rebuild-catalogs): read back
+    # with skopeo into a layout, it offers only the bundle that is embedded.
+    catalog = next(i for i in images if i["type"] == "catalog")
+    layout = out.parent / "mirrored-catalog"
+    subprocess.run(["skopeo", "copy", "--quiet", "--src-tls-verify=false",
+                    f"docker://{catalog['destination'].rsplit(':', 1)[0]}@{catalog['digest']}", f"oci:{layout}:c"],
+                   check=True)
+    from edgebuild.catalog.sources import open_catalog
+    mirrored = open_catalog(f"oci://{layout}")
+    assert sorted(mirrored.packages["edge-hello"].bundles) == ["edge-hello.v0.2.0"]
+    assert [e.name for e in mirrored.packages["edge-hello"].channels["stable"].entries] == ["edge-hello.v0.2.0"]
     # The bundle selected is the channel head (v1 heads-only) and the subscription pins it.
     subscription = next(out.glob("files/etc/microshift/manifests.d/*/subscription-edge-hello.yaml")).read_text()
     assert "startingCSV: edge-hello.v0.2.0" in subscription and "namespace: openshift-operators" in subscription

@@ -71,6 +71,7 @@ class LoadedCatalog:
     labels: dict[str, str] = field(default_factory=dict)
     configs_dir: str | None = None  # the label value, e.g. "/configs"
     origin: str = ""  # "registry", "oci-layout" or "directory", and the path for local ones
+    fbc_dir: Path | None = None  # where the FBC files are on disk (None once a temporary unpack is gone)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -340,7 +341,7 @@ def _open_local(ref: str, spec: str, workdir: Path | None, arch: str, *, via_ove
         raise CatalogError(f"{ref}: {path} is not an OCI image layout (no oci-layout file)",
                            f"for a directory of FBC files use --catalog-content {ref}={path}")
     catalog = load_catalog_dir(path, source=ref)
-    return LoadedCatalog(catalog, None, None, {}, None, f"directory {path}")
+    return LoadedCatalog(catalog, None, None, {}, None, f"directory {path}", fbc_dir=path)
 
 
 def _layout_name_for(ref: str, layout: OciLayoutSource) -> str:
@@ -360,14 +361,16 @@ def _open_image(ref: str, source: ImageSource, reference: str, workdir: Path | N
                 origin: str) -> LoadedCatalog:
     image = resolve_image(source, reference, arch, ref)
     configs_dir = image.labels.get(CATALOG_LABEL)
+    kept: Path | None = None
     if workdir is None:
         with tempfile.TemporaryDirectory(prefix="edgebuild-catalog-") as tmp:
             root = unpack_catalog(source, image, Path(tmp) / "rootfs", ref)
             catalog = load_catalog_dir(root, source=ref)
     else:
-        root = _cached_unpack(source, image, Path(workdir), ref)
-        catalog = load_catalog_dir(root, source=ref)
-    return LoadedCatalog(catalog, image.digest, image.manifest_digest, image.labels, configs_dir, origin)
+        kept = _cached_unpack(source, image, Path(workdir), ref)
+        catalog = load_catalog_dir(kept, source=ref)
+    return LoadedCatalog(catalog, image.digest, image.manifest_digest, image.labels, configs_dir, origin,
+                         fbc_dir=kept)
 
 
 def _cached_unpack(source: ImageSource, image: ResolvedImage, workdir: Path, name: str) -> Path:
