@@ -15,8 +15,11 @@ from __future__ import annotations
 
 import json
 import os
+import sys
+import tempfile
 import time
 from dataclasses import dataclass, field
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -24,7 +27,7 @@ from ..errors import RegistryError
 from ..plan import Plan, PlanImage, image_destination
 from ..reference import ImageReference, MirrorTarget
 from .client import RegistryClient
-from .endpoints import RegistryEndpoint
+from .endpoints import Endpoint, RegistryEndpoint
 from .engine import CopyEngine, CopyJob, CopyResult
 from .layout import LayoutEndpoint, write_atomic
 from .progress import Progress, human_bytes
@@ -193,9 +196,7 @@ def _run(jobs: list[CopyJob], options: MirrorOptions, target_label: str, total: 
 
 def _finish(report: MirrorReport, options: MirrorOptions) -> MirrorReport:
     if not options.quiet:
-        stream = options.progress_stream
-        import sys
-        (stream or sys.stderr).write(report.summary() + "\n")
+        (options.progress_stream or sys.stderr).write(report.summary() + "\n")
     if report.failed:
         lines = [f"  {r.key}: {str(r.error).splitlines()[0]}" for r in report.failed]
         hints = sorted({r.error.hint for r in report.failed if r.error and r.error.hint})
@@ -230,10 +231,9 @@ def _catalogs_to_rebuild(plan: Plan, options: MirrorOptions) -> dict[str, Any]:
     return out
 
 
-def _rebuild_catalogs(plan: Plan, options: MirrorOptions, clients: "_Clients", dst: Any, dst_repo_for: Any,
+def _rebuild_catalogs(plan: Plan, options: MirrorOptions, clients: _Clients, dst: Endpoint,
+                      dst_repo_for: Callable[[str], str],
                       report: MirrorReport, workroot: str | None) -> None:
-    import tempfile
-
     from .catalog_rebuild import rebuild_catalog_image, write_filtered_fbc
     rebuild = _catalogs_to_rebuild(plan, options)
     for img in plan.images:
