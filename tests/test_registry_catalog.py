@@ -62,8 +62,8 @@ def load(ref: str, workdir: Path):
         loaded = open_catalog_image(ref, image_source_factory=factory, workdir=workdir)
     finally:
         factory.close()
-    final = workdir / "catalogs" / loaded.manifest_digest.split(":", 1)[1]
-    return loaded, final / (final / "configs-path").read_text().strip()
+    assert loaded.fbc_dir is not None
+    return loaded, loaded.fbc_dir
 
 
 def keep_a_v2(catalog) -> Selection:
