@@ -127,6 +127,10 @@ def test_rebuilt_catalog_pushed_and_verified(kind, catalog_refs, registry2, tmp_
         assert layer_files(tmp_path / "pulled", manifest, 2) == {".wh.configs": b""}
         files = layer_files(tmp_path / "pulled", manifest, 3)
         assert set(files) == {"configs", "configs/index", "configs/index/index.json"}
+    again = mirror_to_registry(catalog_plan(ref, keep_a_v2(loaded.catalog), registry2.host), f"docker://{registry2.host}",
+                               MirrorOptions(src_tls_verify=False, dest_tls_verify=False, quiet=True,
+                                             catalog_dirs={ref: str(directory)}, workdir=str(tmp_path)))
+    assert again.nothing_new and again.rebuilt[ref] == report.rebuilt[ref]  # deterministic rebuild, nothing pushed
     reread = open_catalog_image(f"oci://{tmp_path / 'pulled'}:cat", workdir=tmp_path / "reread")
     assert list(reread.catalog.packages) == ["pkg-a"]
     assert list(reread.catalog.packages["pkg-a"].bundles) == ["pkg-a.v2"]

@@ -173,8 +173,10 @@ def _read_config(src: Endpoint, repo: str, desc: Descriptor, origin: str) -> dic
 
 
 def rebuild_catalog_image(src: Endpoint, src_repo: str, src_ref: str, dst: Endpoint, dst_repo: str, dst_tag: str,
-                          fbc_file: Path, workdir: Path, origin: str) -> str:
-    """Push the filtered catalog image to `dst_repo:dst_tag`; returns the digest pushed (index or manifest)."""
+                          fbc_file: Path, workdir: Path, origin: str) -> tuple[str, bool]:
+    """Push the filtered catalog image to `dst_repo:dst_tag`: (its digest, False when the destination
+    already had exactly that image). The rebuild is deterministic, so an unchanged selection of an
+    unchanged catalog gives the same digest and a rerun pushes nothing."""
     top = src.get_manifest(src_repo, src_ref)
     layers: dict[str, tuple[LayerFile, LayerFile]] = {}
 
@@ -215,10 +217,14 @@ def rebuild_catalog_image(src: Endpoint, src_repo: str, src_ref: str, dst: Endpo
         data = json.dumps(body, separators=(",", ":")).encode()
         return parse_manifest(data, manifest.media_type, origin)
 
+    def push_top(manifest: Manifest) -> tuple[str, bool]:
+        if dst.manifest_digest(dst_repo, dst_tag) == manifest.digest:
+            return manifest.digest, False
+        dst.put_manifest(dst_repo, dst_tag, manifest)
+        return manifest.digest, True
+
     if not top.is_index:
-        rebuilt = rebuild(top)
-        dst.put_manifest(dst_repo, dst_tag, rebuilt)
-        return rebuilt.digest
+        return push_top(rebuild(top))
     children = []
     for raw in top.body.get("manifests") or []:
         child = src.get_manifest(src_repo, raw["digest"])
@@ -226,6 +232,4 @@ def rebuild_catalog_image(src: Endpoint, src_repo: str, src_ref: str, dst: Endpo
         dst.put_manifest(dst_repo, rebuilt.digest, rebuilt)
         children.append({**raw, "digest": rebuilt.digest, "size": len(rebuilt.data), "mediaType": rebuilt.media_type})
     body = {**top.body, "manifests": children}
-    index = parse_manifest(json.dumps(body, separators=(",", ":")).encode(), top.media_type, origin)
-    dst.put_manifest(dst_repo, dst_tag, index)
-    return index.digest
+    return push_top(parse_manifest(json.dumps(body, separators=(",", ":")).encode(), top.media_type, origin))

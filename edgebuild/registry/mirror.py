@@ -246,7 +246,7 @@ def _rebuild_catalogs(plan: Plan, options: MirrorOptions, clients: _Clients, dst
         try:
             with tempfile.TemporaryDirectory(dir=workroot, prefix="edgebuild-catalog-") as work:
                 fbc = write_filtered_fbc(op.selection, options.catalog_dirs[img.source], Path(work) / "index.json")
-                digest = rebuild_catalog_image(clients.endpoint(ref.registry, "src"), ref.repository, src_ref, dst,
+                digest, pushed = rebuild_catalog_image(clients.endpoint(ref.registry, "src"), ref.repository, src_ref, dst,
                                                dst_repo_for(repository), tag or "latest", fbc, Path(work), img.source)
         except RegistryError as exc:
             report.results.append(CopyResult(img.source, "failed", error=exc))
@@ -254,7 +254,7 @@ def _rebuild_catalogs(plan: Plan, options: MirrorOptions, clients: _Clients, dst
         report.elapsed += time.monotonic() - start
         img.digest = digest
         report.rebuilt[img.source] = digest
-        report.results.append(CopyResult(img.source, "copied", digest, digest))
+        report.results.append(CopyResult(img.source, "copied" if pushed else "present", digest, digest))
 
 
 def mirror_to_registry(plan: Plan, target: str | MirrorTarget, options: MirrorOptions | None = None
