@@ -8,7 +8,7 @@ are pushed before the index, blobs before their manifest, and the tag last, so a
 leaves a tag pointing at something incomplete.
 
 Each blob is looked up before it is sent (HEAD), except small blobs going to a repository the
-destination reports as absent (not in its repository list, or tags/list 404): there the lookup
+destination reports as absent (tags/list answers 404): there the lookup
 cannot succeed, and a wrong guess only sends a small blob twice.
 """
 
