@@ -4,7 +4,7 @@ The state is a JSON-serialisable dict. It is stored either as `<local.path>/edge
 (written atomically) or as a one-layer OCI artifact at `registry.imageURL` (config + one JSON
 layer, pushed blobs first and the tag last, so a reader never sees half a state). What the dict
 holds is decided by its users; `state_from_run` writes the shape mirroring and selection use:
-`{"version": 1, "images": {source: digest}, "catalogs": {catalog unique name: selection summary}}`.
+`{"version": 1, "images": {source: digest}, "catalogs": {catalog unique name: select_v1.selection_state}}`.
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+from ..catalog.select_v1 import selection_state
 from ..config import ImageSetConfig, catalog_unique_name
 from ..errors import RegistryError
 from ..plan import Plan
@@ -101,6 +102,8 @@ def state_from_run(plan: Plan, previous: dict[str, Any] | None = None) -> dict[s
     images.update({img.source: img.digest for img in plan.images if img.digest})
     catalogs = dict((previous or {}).get("catalogs") or {})
     for op in plan.operators:
-        if op.selection is not None:
-            catalogs[catalog_unique_name(op.spec)] = op.selection.summary()
+        # Only oc-mirror v1 semantics continue from an earlier run (v2 re-filters from scratch), and
+        # they read the per-channel starting points that select_v1 records.
+        if op.selection is not None and plan.semantics == "v1":
+            catalogs[catalog_unique_name(op.spec)] = selection_state(op.selection)
     return {"version": 1, "images": images, "catalogs": catalogs}
