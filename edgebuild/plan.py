@@ -184,8 +184,7 @@ def build_plan(config: ImageSetConfig, catalogs: dict[str, Catalog], mirror: Mir
             cplan.destination = catalog_destination(spec, semantics, mirror)
         plan.operators.append(cplan)
         plan.warnings.extend(f"catalog {spec.catalog}: {w}" for w in selection.warnings)
-        if not spec.is_oci:
-            add(spec.catalog, "catalog", f"catalog {spec.catalog}")
+        add(spec.catalog, "catalog", f"catalog {spec.catalog}")
         for bundle in selection.bundles():
             owner = f"{bundle.package}/{bundle.name}"
             if bundle.image:
@@ -202,6 +201,12 @@ def build_plan(config: ImageSetConfig, catalogs: dict[str, Catalog], mirror: Mir
         if config.is_blocked(source):
             plan.warnings.append(f"{source}: blocked by mirror.blockedImages, not mirrored "
                                  f"(needed by {', '.join(sorted(img.needed_by))})")
+            continue
+        if source.startswith("oci://"):  # a catalog from an OCI layout: read from disk, pushed to the mirror
+            cplan = next(op for op in plan.operators if op.spec.catalog == source)
+            img.destination = cplan.destination
+            img.destination_tag = ImageReference.parse(cplan.destination).tag if cplan.destination else None
+            plan.images.append(img)
             continue
         try:
             ref = ImageReference.parse(source)

@@ -219,3 +219,27 @@ def test_release_info_images_are_mirrored_embedded_and_verified(upstream: dict, 
     assert {"name": app_ref, "source": f"{mirror.host}/{app_ref.split('/', 1)[1]}", "tls-verify": False} in \
         blueprint["containers"]
     assert {"name": "microshift", "version": "4.17.1"} in blueprint["packages"]  # pinned to the release base
+
+
+def test_build_with_a_catalog_from_an_oci_layout(upstream: dict, registry_factory, tmp_path: Path, capsys):
+    """`catalog: oci://PATH`: the catalog is read from disk, rebuilt to the selection, pushed to the mirror,
+    and the CatalogSource names it by its mirror digest."""
+    layout = tmp_path / "edge-catalog"
+    subprocess.run(["skopeo", "copy", "--quiet", "--src-tls-verify=false",
+                    f"docker://{upstream['host']}/edgebuild-example/catalog:v1", f"oci:{layout}:v1"], check=True)
+    config = tmp_path / "oci-isc.yaml"
+    config.write_text(upstream["config"].read_text().replace(f"{upstream['host']}/edgebuild-example/catalog:v1",
+                                                             f"oci://{layout}"))
+    mirror = registry_factory("mirror")
+    out = tmp_path / "out"
+    rc = main(["build", "-c", str(config), "--to", f"docker://{mirror.host}/edge", "-o", str(out),
+               "--src-tls-verify=false", "--dest-tls-verify=false", "--insecure-mirror", "-q"])
+    text = capsys.readouterr().out
+    assert rc == 0, text
+    catalog = next(i for i in _plan_images(out) if i["type"] == "catalog")
+    assert catalog["source"] == f"oci://{layout}"
+    assert catalog["destination"] == f"{mirror.host}/edge/edge-catalog:latest"
+    assert f"found   {mirror.host}/edge/edge-catalog@{catalog['digest']}  (CatalogSource" in text
+    result = subprocess.run(["skopeo", "inspect", "--raw", "--tls-verify=false",
+                             f"docker://{mirror.host}/edge/edge-catalog:latest"], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr

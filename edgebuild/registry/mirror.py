@@ -23,7 +23,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TextIO
 
-from ..errors import RegistryError
+from ..errors import EdgebuildError, RegistryError
 from ..plan import Plan, PlanImage, image_destination
 from ..reference import ImageReference, MirrorTarget
 from .client import RegistryClient
@@ -113,6 +113,14 @@ class _Clients:
     def __init__(self, options: MirrorOptions) -> None:
         self.options = options
         self._endpoints: dict[tuple[str, str], RegistryEndpoint] = {}
+        self._layouts: dict[tuple[str, str], LayoutEndpoint] = {}
+
+    def layout(self, path: str) -> LayoutEndpoint:
+        """A read-only OCI layout used as a source (oci:// catalogs), one per path."""
+        key = (path, "layout")
+        if key not in self._layouts:
+            self._layouts[key] = LayoutEndpoint(path, create=False, retry=self.options.retry)
+        return self._layouts[key]
 
     def endpoint(self, registry: str, role: str, tls_verify: bool | None = None) -> RegistryEndpoint:
         key = (registry, role)
@@ -176,9 +184,32 @@ def dry_run(plan: Plan, target: str | MirrorTarget | None = None) -> list[str]:
     return mapping_for(plan, target)
 
 
-def _source_job_parts(img: PlanImage) -> tuple[ImageReference, str]:
+@dataclass(frozen=True, slots=True)
+class _Source:
+    """Where a plan image is read from: an endpoint, the repository in it and a tag or digest."""
+
+    endpoint: Endpoint
+    repository: str
+    reference: str
+    digest: str | None  # known up front (a digest reference); checked against what is read
+
+
+def _source_of(img: PlanImage, clients: "_Clients") -> _Source:
+    """A registry image, or an `oci://PATH[:NAME]` catalog read from its OCI layout by digest."""
+    if img.source.startswith("oci://"):
+        from ..catalog.sources import OciLayoutSource
+        spec = img.source.removeprefix("oci://")
+        path, name = spec, ""
+        if not Path(spec).is_dir() and ":" in spec:
+            path, _, name = spec.rpartition(":")
+        try:
+            digest = str(OciLayoutSource(Path(path)).descriptor(name)["digest"])
+        except EdgebuildError as exc:
+            raise RegistryError(f"{img.source}: {exc.message}", exc.hint) from None
+        return _Source(clients.layout(path), "", digest, digest)
     ref = ImageReference.parse(img.source)
-    return ref, ref.digest or ref.tag or "latest"
+    return _Source(clients.endpoint(ref.registry, "src"), ref.repository, ref.digest or ref.tag or "latest",
+                   ref.digest)
 
 
 def _run(jobs: list[CopyJob], options: MirrorOptions, target_label: str, total: int | None = None) -> MirrorReport:
@@ -240,13 +271,13 @@ def _rebuild_catalogs(plan: Plan, options: MirrorOptions, clients: _Clients, dst
         op = rebuild.get(img.source)
         if op is None or img.type != "catalog":
             continue
-        ref, src_ref = _source_job_parts(img)
+        source = _source_of(img, clients)
         repository, tag = relative_destination(img, plan)
         start = time.monotonic()
         try:
             with tempfile.TemporaryDirectory(dir=workroot, prefix="edgebuild-catalog-") as work:
                 fbc = write_filtered_fbc(op.selection, options.catalog_dirs[img.source], Path(work) / "index.json")
-                digest, pushed = rebuild_catalog_image(clients.endpoint(ref.registry, "src"), ref.repository, src_ref, dst,
+                digest, pushed = rebuild_catalog_image(source.endpoint, source.repository, source.reference, dst,
                                                dst_repo_for(repository), tag or "latest", fbc, Path(work), img.source)
         except RegistryError as exc:
             report.results.append(CopyResult(img.source, "failed", error=exc))
@@ -270,11 +301,11 @@ def mirror_to_registry(plan: Plan, target: str | MirrorTarget, options: MirrorOp
         for img in plan.images:
             if img.source in rebuild and img.type == "catalog":
                 continue
-            ref, src_ref = _source_job_parts(img)
+            source = _source_of(img, clients)
             repository, tag = relative_destination(img, plan)
             dst_repo = mirror.repository_for(repository)
-            jobs.append(CopyJob(img.source, clients.endpoint(ref.registry, "src"), ref.repository, src_ref,
-                                destination, dst_repo, tag, expected_digest=ref.digest, label_src=img.source,
+            jobs.append(CopyJob(img.source, source.endpoint, source.repository, source.reference,
+                                destination, dst_repo, tag, expected_digest=source.digest, label_src=img.source,
                                 label_dst=f"{mirror.registry}/{dst_repo}" + (f":{tag}" if tag else "")))
         report = _run(jobs, options, f"docker://{mirror}")
         _record_digests(plan, report)
@@ -322,14 +353,14 @@ def mirror_to_disk(plan: Plan, directory: str | os.PathLike[str], options: Mirro
         for img, entry in zip(plan.images, entries):
             if img.source in rebuild and img.type == "catalog":
                 continue
-            ref, src_ref = _source_job_parts(img)
-            if ref.digest and previous.get(img.source) == ref.digest:
+            source = _source_of(img, clients)
+            if source.digest and previous.get(img.source) == source.digest:
                 skipped.append(img.source)
                 entry["previous"] = True
                 continue
             dst_ref = entry["tag"]
-            jobs.append(CopyJob(img.source, clients.endpoint(ref.registry, "src"), ref.repository, src_ref,
-                                layout, entry["repository"], dst_ref, expected_digest=ref.digest,
+            jobs.append(CopyJob(img.source, source.endpoint, source.repository, source.reference,
+                                layout, entry["repository"], dst_ref, expected_digest=source.digest,
                                 label_src=img.source, label_dst=f"{root}:{entry['repository']}:{dst_ref}"))
         report = _run(jobs, options, f"file://{root}", total=len(jobs))
         _record_digests(plan, report)
