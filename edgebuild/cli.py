@@ -49,8 +49,8 @@ def _common_parent() -> argparse.ArgumentParser:
                             "$XDG_RUNTIME_DIR/containers/auth.json, then ~/.docker/config.json)")
     group.add_argument("--cert-dir", metavar="DIR", help="directory of CA certificates (*.crt) for registries")
     group.add_argument("--arch", choices=("amd64", "arm64"), default=None,
-                       help="device architecture: keep only that platform of multi-arch images "
-                            "(default: keep manifest lists whole)")
+                       help="device architecture. mirror: keep only that platform of multi-arch images (their "
+                            "digests change); build/verify: the platform the device check embeds (lists stay whole)")
     group.add_argument("-q", "--quiet", action="store_true", help="print only errors and the result")
     group.add_argument("-v", "--verbose", action="count", default=0, help="more log output (-vv for debug)")
     return common

@@ -184,6 +184,10 @@ def run_mirror(args: argparse.Namespace) -> int:
                              "lists what would be pushed")
         engine.mirror_from_disk(args.from_, args.to, options)
         return 0
+    if args.arch:
+        log.warning("warning: --arch %s: multi-arch images are filtered to %s and re-pushed as new indexes with new "
+                    "digests; references by the original digest (CSV relatedImages, ICSP/IDMS, a device) will "
+                    "not find them. Leave --arch out to keep manifest lists whole.", args.arch, args.arch)
     to_disk = args.to.startswith("file://")
     mirror = parse_mirror(args.to)
     options.previous_state = _load_state(config, args.authfile)
@@ -260,6 +264,10 @@ def run_build(args: argparse.Namespace) -> int:
     mirror = parse_mirror(args.to)
     assert mirror is not None
     options = mirror_options(args, config)
+    # Manifest lists stay whole in the mirror: a filtered index gets a new digest, and the device asks
+    # for the original one. osbuild picks the device's platform when it embeds; --arch is used for that
+    # check (verify) only.
+    options.arch = None
     options.previous_state = _load_state(config, args.authfile)
     fbc_dirs: dict[str, str] = {}
     plan = build_plan(config, load_catalogs(config, args, fbc_dirs), mirror, previous=options.previous_state)
