@@ -310,7 +310,7 @@ def run_convert(args: argparse.Namespace) -> int:
     text = convert_file(args.kind, Path(args.file), insecure=args.insecure_mirror,
                         block_originals=args.block_original_registries)
     if args.output:
-        from .registry.layout import write_atomic
+        from .fsutil import write_atomic
         write_atomic(Path(args.output), text.encode())
     else:
         sys.stdout.write(text)

@@ -23,8 +23,9 @@ from .blueprint_file import load_blueprint
 from .cloudapi import blueprint_to_cloud, compose_request
 from .errors import ApiErrorEntry, ComposeFailedError, ComposerAPIError, ComposerError, ComposeTimeoutError
 from .osbuild_log import excerpt_from_cloud_logs
+from ..fsutil import write_atomic
 from .transport import (CLOUD_SOCKET, Download, Endpoint, Token, Waiter, attachment_name, open_client,
-                        parse_endpoint, redact, save_stream, transport_error, write_atomic)
+                        parse_endpoint, redact, save_stream, transport_error)
 from .types import (IMAGE_FILENAMES, ComposeProgress, ComposeResult, ProgressCallback, check_image_type,
                     check_ostree_options, composer_arch)
 

@@ -230,19 +230,6 @@ def save_stream(response: httpx.Response, dest_dir: Path, name: str,
     return Download(path=final, size=size, sha256=digest.hexdigest())
 
 
-def write_atomic(path: Path, data: bytes) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".partial", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as out:
-            out.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
-
-
 class Waiter:
     """Paces status polls and enforces the caller's timeout; clock and sleep are injectable for tests."""
 

@@ -18,8 +18,9 @@ import httpx
 from .blueprint_file import BlueprintFile, load_blueprint
 from .errors import ApiErrorEntry, ComposeFailedError, ComposerAPIError, ComposeTimeoutError
 from .osbuild_log import excerpt_from_weldr_log, osbuild_log_from_tar
+from ..fsutil import write_atomic
 from .transport import (WELDR_SOCKET, Download, Waiter, attachment_name, open_client, save_stream,
-                        socket_endpoint, transport_error, write_atomic)
+                        socket_endpoint, transport_error)
 from .types import (IMAGE_FILENAMES, ComposeProgress, ComposeResult, ProgressCallback, check_image_type,
                     check_ostree_options)
 

@@ -24,22 +24,10 @@ from .endpoints import BlobOpener, BlobOutcome, is_transient
 from .manifest import OCI_INDEX, Descriptor, Manifest, parse_manifest
 from .retry import RetryPolicy
 from .stream import SourceStreamError, verified_chunks
+from ..fsutil import write_atomic
 
 REF_NAME = "org.opencontainers.image.ref.name"
 CHUNK = 1024 * 1024
-
-
-def write_atomic(path: Path, data: bytes) -> None:
-    """Write `data` to `path` through a temporary file in the same directory and a rename."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def ref_name(repository: str, reference: str) -> str:

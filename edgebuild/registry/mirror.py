@@ -29,7 +29,8 @@ from ..reference import ImageReference, MirrorTarget
 from .client import RegistryClient
 from .endpoints import Endpoint, RegistryEndpoint
 from .engine import CopyEngine, CopyJob, CopyResult
-from .layout import LayoutEndpoint, write_atomic
+from ..fsutil import write_atomic
+from .layout import LayoutEndpoint
 from .progress import Progress, human_bytes
 from .retry import RetryPolicy
 

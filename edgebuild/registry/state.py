@@ -19,7 +19,7 @@ from ..errors import RegistryError
 from ..plan import Plan
 from ..reference import ImageReference
 from .client import RegistryClient
-from .layout import write_atomic
+from ..fsutil import write_atomic
 from .manifest import OCI_MANIFEST, sha256_digest
 
 STATE_FILE = "edgebuild-state.json"
