@@ -21,7 +21,7 @@ import os
 import posixpath
 import tarfile
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -37,6 +37,19 @@ CATALOG_LABEL = "operators.operatorframework.io.index.configs.v1"
 DOCKER_LAYER_GZIP = "application/vnd.docker.image.rootfs.diff.tar.gzip"
 _ORDER = {SCHEMA_PACKAGE: 0, SCHEMA_CHANNEL: 1, SCHEMA_BUNDLE: 2, SCHEMA_DEPRECATIONS: 3}
 _MAX_CONFIG = 8 << 20
+
+
+def _trim_deprecations(blob: dict[str, Any], channels: Iterable[str], bundles: set[str]) -> dict[str, Any] | None:
+    """An olm.deprecations blob with only the entries that still refer to something kept (None if empty)."""
+    kept_channels = set(channels)
+    entries = []
+    for entry in blob.get("entries") or []:
+        ref = entry.get("reference") or {}
+        schema, name = ref.get("schema"), ref.get("name")
+        if (schema == SCHEMA_PACKAGE or (schema == SCHEMA_CHANNEL and name in kept_channels)
+                or (schema == SCHEMA_BUNDLE and name in bundles)):
+            entries.append(entry)
+    return {**blob, "entries": entries} if entries else None
 
 
 def write_filtered_fbc(selection: Selection, catalog_dir: str | os.PathLike[str], out: str | os.PathLike[str]) -> Path:
@@ -57,10 +70,19 @@ def write_filtered_fbc(selection: Selection, catalog_dir: str | os.PathLike[str]
             for blob in iter_dir_blobs(Path(catalog_dir)):
                 schema = blob.get("schema")
                 package = blob.get("name") if schema == SCHEMA_PACKAGE else blob.get("package")
+                if package is None and schema not in (SCHEMA_PACKAGE, SCHEMA_CHANNEL, SCHEMA_BUNDLE):
+                    # blobs of no package (other schemas) are kept, as oc-mirror v2 keeps them
+                    spool("", _ORDER.get(str(schema), 4)).write(json.dumps(blob, separators=(",", ":")).encode()
+                                                                + b"\n")
+                    continue
                 if not isinstance(package, str) or package not in kept:
                     continue
                 selected = kept[package]
-                if schema == SCHEMA_PACKAGE:
+                if schema == SCHEMA_DEPRECATIONS:
+                    blob = _trim_deprecations(blob, selected.channels.keys(), bundle_names[package])
+                    if blob is None:
+                        continue
+                elif schema == SCHEMA_PACKAGE:
                     blob = {**blob, "defaultChannel": selected.default_channel}
                 elif schema == SCHEMA_CHANNEL:
                     entries = selected.channels.get(str(blob.get("name")))
