@@ -109,6 +109,8 @@ def build_parser() -> argparse.ArgumentParser:
     lsub = p.add_subparsers(dest="what", metavar="WHAT", required=True)
     lp = lsub.add_parser("catalogs", parents=[common], help="Red Hat operator catalogs of an OpenShift version")
     lp.add_argument("--version", required=True, metavar="4.N", help="OpenShift version, e.g. 4.15")
+    lp.add_argument("--registry", default="registry.redhat.io", metavar="HOST[:PORT]",
+                    help="where to look for them (default registry.redhat.io; a mirror keeps the redhat/ paths)")
     lp.add_argument("--format", choices=("text", "json"), default="text")
     lp.set_defaults(handler=cmd_list_catalogs)
     lp = lsub.add_parser("operators", parents=[common],
@@ -199,15 +201,16 @@ def cmd_init(args: argparse.Namespace) -> int:
 
 def cmd_list_catalogs(args: argparse.Namespace) -> int:
     from .catalog.listing import redhat_catalogs
-    catalogs = redhat_catalogs(args.version)
+    from .pipeline import confirm_catalogs
+    catalogs = redhat_catalogs(args.version, args.registry)
+    status = confirm_catalogs(catalogs, args)
     if args.format == "json":
-        print(json.dumps({"version": args.version, "catalogs": catalogs}, indent=2))
+        print(json.dumps({"version": args.version, "catalogs": catalogs,
+                          "status": status}, indent=2))
     else:
         print(f"Red Hat operator catalogs for OpenShift {args.version}:")
         for ref in catalogs:
-            print(f"  {ref}")
-        print("(not confirmed against registry.redhat.io: it is not reachable from here; "
-              "use 'edgebuild list operators --catalog REF' where it is)")
+            print(f"  {ref}  [{status[ref]}]")
     return 0
 
 

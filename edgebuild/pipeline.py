@@ -61,6 +61,29 @@ def _image_source_factory(args: argparse.Namespace) -> Any:
     return RegistrySourceFactory(tls_verify=args.src_tls_verify, authfile=args.authfile, cert_dir=args.cert_dir)
 
 
+def confirm_catalogs(refs: list[str], args: argparse.Namespace) -> dict[str, str]:
+    """{ref: "confirmed" | "not found" | "unreachable: why"}: one manifest HEAD per catalog, no retries,
+    so an offline machine answers at once instead of waiting on backoff."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from .reference import ImageReference
+    from .registry.client import RegistryClient
+    from .registry.retry import RetryPolicy
+
+    def check(ref: str) -> tuple[str, str]:
+        image = ImageReference.parse(ref)
+        try:
+            with RegistryClient(image.registry, tls_verify=args.src_tls_verify, cert_dir=args.cert_dir,
+                                authfile=args.authfile, retry=RetryPolicy(attempts=1), timeout=10.0) as client:
+                found = client.head_manifest(image.repository, image.tag or "latest")
+        except RegistryError as exc:
+            return ref, f"unreachable: {exc.message.splitlines()[0]}"
+        return ref, "confirmed" if found else "not found"
+
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        return dict(pool.map(check, refs))
+
+
 def load_catalogs(config: ImageSetConfig, args: argparse.Namespace,
                   fbc_dirs: dict[str, str] | None = None) -> dict[str, Catalog]:
     """Every catalog of the configuration; `fbc_dirs` (if given) receives where each one's FBC is on disk."""

@@ -176,3 +176,29 @@ def test_list_catalogs_cli(capsys):
     data = json.loads(capsys.readouterr().out)
     assert "registry.redhat.io/redhat/redhat-operator-index:v4.15" in data["catalogs"]
     assert len(data["catalogs"]) == 4
+
+
+def test_list_catalogs_marks_what_the_registry_confirms(registry, tmp_path, capsys):
+    """Against a real registry holding one of the four indexes: that one is confirmed, the rest not found."""
+    import subprocess
+
+    from tests.conftest import require_tool
+    from tests.ocibuild import write_catalog_layout
+    require_tool("skopeo")
+    write_catalog_layout(tmp_path / "layout", {"configs/p/catalog.json": b'{"schema":"olm.package","name":"p"}'},
+                         ref_name="v4.15")
+    subprocess.run(["skopeo", "copy", "--quiet", "--dest-tls-verify=false", f"oci:{tmp_path / 'layout'}:v4.15",
+                    f"docker://{registry.host}/redhat/redhat-operator-index:v4.15"], check=True)
+    assert main(["list", "catalogs", "--version", "4.15", "--registry", registry.host, "--src-tls-verify=false",
+                 "--format", "json"]) == 0
+    status = json.loads(capsys.readouterr().out)["status"]
+    assert status[f"{registry.host}/redhat/redhat-operator-index:v4.15"] == "confirmed"
+    assert status[f"{registry.host}/redhat/certified-operator-index:v4.15"] == "not found"
+
+
+def test_list_catalogs_offline_answers_at_once(capsys):
+    import time
+    start = time.monotonic()
+    assert main(["list", "catalogs", "--version", "4.17", "--registry", "registry.invalid"]) == 0
+    out = capsys.readouterr().out
+    assert out.count("[unreachable:") == 4 and time.monotonic() - start < 10

@@ -151,13 +151,14 @@ def nearest_names(name: str, names: Sequence[str], limit: int = 5) -> list[str]:
     return (close + containing)[:limit]
 
 
-def redhat_catalogs(version: str) -> list[str]:
-    """The four Red Hat operator index images of an OpenShift version ('4.15' or 'v4.15')."""
+def redhat_catalogs(version: str, registry: str = "registry.redhat.io") -> list[str]:
+    """The four Red Hat operator index images of an OpenShift version ('4.15' or 'v4.15'), on `registry`
+    (a mirror keeps their paths: oc-mirror puts them under <mirror>/redhat/…)."""
     m = _OCP_VERSION_RE.match(version.strip())
     if not m:
         raise UsageError(f"OpenShift version {version!r} is not of the form 4.N", "e.g. --version 4.15")
     tag = f"v{m.group(1)}.{m.group(2)}"
-    return [f"registry.redhat.io/redhat/{index}:{tag}" for index in REDHAT_INDEXES]
+    return [f"{registry}/redhat/{index}:{tag}" for index in REDHAT_INDEXES]
 
 
 # --------------------------------------------------------------------------------------------------
