@@ -121,14 +121,14 @@ def parse_mirror(text: str | None) -> MirrorTarget | None:
         raise UsageError(str(exc)) from None
 
 
-def make_plan(args: argparse.Namespace, config: ImageSetConfig | None = None,
-              mirror: MirrorTarget | None = None) -> Plan:
-    config = config or load_config(args.config)
-    for warning in config.warnings:
-        log.warning("warning: %s", warning)
-    mirror = mirror or parse_mirror(getattr(args, "to", None))
-    catalogs = load_catalogs(config, args)
-    return build_plan(config, catalogs, mirror)
+def make_plan(args: argparse.Namespace) -> Plan:
+    """`edgebuild plan`: what `mirror` would copy, including what earlier runs (storageConfig) change.
+
+    Selection errors stay in the plan (its JSON carries them) instead of stopping here.
+    """
+    config = load_config_reporting(args)
+    previous = _load_state(config, args.authfile)
+    return build_plan(config, load_catalogs(config, args), parse_mirror(args.to), previous=previous)
 
 
 def print_plan_text(plan: Plan, out: TextIO) -> None:
@@ -192,35 +192,51 @@ def _fail_on_plan_errors(plan: Plan) -> None:
                            "fix the configuration or the catalog selection ('edgebuild plan' shows the plan)")
 
 
-def run_mirror(args: argparse.Namespace) -> int:
-    """mirror: registry to registry, to disk (file://), or from disk (--from file:// --to docker://)."""
-    from .registry import mirror as engine
+def load_config_reporting(args: argparse.Namespace) -> ImageSetConfig:
     config = load_config(args.config)
     for warning in config.warnings:
         log.warning("warning: %s", warning)
+    return config
+
+
+def prepare_plan(args: argparse.Namespace, config: ImageSetConfig, mirror: MirrorTarget | None,
+                 release_info: list[str]) -> tuple[Plan, Any]:
+    """The plan a mirror/build/render run works on, and the mirror options that go with it.
+
+    The storageConfig state of earlier runs is read (v1 incremental selection), every catalog's FBC
+    is located for the filtered rebuild, and release-info images join the set. Any plan error stops
+    the run here, before anything is copied or written.
+    """
     options = mirror_options(args, config)
+    options.previous_state = _load_state(config, args.authfile)
+    fbc_dirs: dict[str, str] = {}
+    plan = build_plan(config, load_catalogs(config, args, fbc_dirs), mirror, previous=options.previous_state)
+    options.catalog_dirs = catalogs_to_rebuild(config, fbc_dirs)
+    add_release_images(plan, release_references(release_info))
+    for warning in plan.warnings:
+        log.warning("warning: %s", warning)
+    _fail_on_plan_errors(plan)
+    return plan, options
+
+
+def run_mirror(args: argparse.Namespace) -> int:
+    """mirror: registry to registry, to disk (file://), or from disk (--from file:// --to docker://)."""
+    from .registry import mirror as engine
+    config = load_config_reporting(args)
     if args.from_:
         if not args.from_.startswith("file://") or not args.to.startswith("docker://"):
             raise UsageError("--from takes file://DIR and then --to must be docker://HOST[:PORT][/NS]")
         if args.dry_run:
             raise UsageError("--dry-run with --from is not supported: the disk copy's edgebuild/images.json "
                              "lists what would be pushed")
-        engine.mirror_from_disk(args.from_, args.to, options)
+        engine.mirror_from_disk(args.from_, args.to, mirror_options(args, config))
         return 0
     if args.arch:
         log.warning("warning: --arch %s: multi-arch images are filtered to %s and re-pushed as new indexes with new "
                     "digests; references by the original digest (CSV relatedImages, ICSP/IDMS, a device) will "
                     "not find them. Leave --arch out to keep manifest lists whole.", args.arch, args.arch)
     to_disk = args.to.startswith("file://")
-    mirror = parse_mirror(args.to)
-    options.previous_state = _load_state(config, args.authfile)
-    fbc_dirs: dict[str, str] = {}
-    plan = build_plan(config, load_catalogs(config, args, fbc_dirs), mirror, previous=options.previous_state)
-    options.catalog_dirs = catalogs_to_rebuild(config, fbc_dirs)
-    add_release_images(plan, release_references(args.release_info))
-    for warning in plan.warnings:
-        log.warning("warning: %s", warning)
-    _fail_on_plan_errors(plan)
+    plan, options = prepare_plan(args, config, parse_mirror(args.to), args.release_info)
     if args.dry_run:
         for line in engine.dry_run(plan, None if to_disk else args.to):
             print(line)
@@ -265,12 +281,12 @@ def _render(plan: Plan, config: ImageSetConfig, args: argparse.Namespace, mirror
 def run_render(args: argparse.Namespace) -> int:
     """render: the plan against a mirror that already holds the images (digests read from it)."""
     from .registry.resolve import resolve_digests
-    config = load_config(args.config)
+    config = load_config_reporting(args)
     mirror = parse_mirror(f"docker://{args.mirror.removeprefix('docker://')}")
     assert mirror is not None
-    plan = make_plan(args, config, mirror=mirror)
-    _fail_on_plan_errors(plan)
-    resolve_digests(plan, mirror, mirror_options(args, config))
+    # Release images are embedded from the render options; the plan needs only what was mirrored.
+    plan, options = prepare_plan(args, config, mirror, [])
+    resolve_digests(plan, mirror, options)
     _render(plan, config, args, mirror)
     return 0
 
@@ -281,25 +297,15 @@ def run_build(args: argparse.Namespace) -> int:
     if not args.to.startswith("docker://"):
         raise UsageError(f"build --to {args.to}: build needs a registry the image builder can pull from",
                          "use docker://HOST[:PORT][/NS]; for an air gap, run 'mirror --to file://' first")
-    config = load_config(args.config)
-    for warning in config.warnings:
-        log.warning("warning: %s", warning)
+    config = load_config_reporting(args)
     mirror = parse_mirror(args.to)
     assert mirror is not None
-    options = mirror_options(args, config)
+    plan, options = prepare_plan(args, config, mirror,
+                                 args.release_info if args.release_source == "mirror" else [])
     # Manifest lists stay whole in the mirror: a filtered index gets a new digest, and the device asks
     # for the original one. osbuild picks the device's platform when it embeds; --arch is used for that
     # check (verify) only.
     options.arch = None
-    options.previous_state = _load_state(config, args.authfile)
-    fbc_dirs: dict[str, str] = {}
-    plan = build_plan(config, load_catalogs(config, args, fbc_dirs), mirror, previous=options.previous_state)
-    options.catalog_dirs = catalogs_to_rebuild(config, fbc_dirs)
-    if args.release_source == "mirror":
-        add_release_images(plan, release_references(args.release_info))
-    for warning in plan.warnings:
-        log.warning("warning: %s", warning)
-    _fail_on_plan_errors(plan)
     mirror_to_registry(plan, args.to, options)  # prints its own summary unless --quiet
     _save_state(config, plan, options.previous_state, args.authfile)
     _render(plan, config, args, mirror)
