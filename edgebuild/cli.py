@@ -85,6 +85,9 @@ def _add_render_options(p: argparse.ArgumentParser) -> None:
                    help="CA certificate of the mirror, installed under /etc/pki/ca-trust/source/anchors/")
     g.add_argument("--subscription-config", metavar="FILE",
                    help="YAML overriding namespace, installPlanApproval and config per package")
+    g.add_argument("--no-embed", action="append", default=[], metavar="REGEX",
+                   help="do not embed images whose reference matches; the device pulls them from the mirror "
+                        "through the drop-in (it must reach the mirror); repeatable")
     g.add_argument("--catalog-poll-interval", metavar="DURATION",
                    help="enable CatalogSource updateStrategy polling (e.g. 30m); off by default on a device")
 

@@ -265,7 +265,7 @@ def render_options(args: argparse.Namespace, mirror: MirrorTarget) -> Any:
         blueprint_version=args.blueprint_version, insecure_mirror=args.insecure_mirror,
         block_originals=args.block_original_registries, ca_file=Path(args.mirror_ca) if args.mirror_ca else None,
         subscription_config=Path(args.subscription_config) if args.subscription_config else None,
-        catalog_poll_interval=args.catalog_poll_interval)
+        catalog_poll_interval=args.catalog_poll_interval, no_embed=list(args.no_embed))
 
 
 def _render(plan: Plan, config: ImageSetConfig, args: argparse.Namespace, mirror: MirrorTarget) -> Any:

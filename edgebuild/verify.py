@@ -12,7 +12,8 @@ device would use it, with no network:
    the MicroShift/OLM release images — by exactly the reference the device will use;
 4. build every manifests directory with `kubectl kustomize`.
 
-Every miss is reported by name with the reason; any miss fails the check.
+Every miss is reported by name with the reason; any miss fails the check. An image the user chose
+not to embed (`render --no-embed`) passes when the rendered drop-in sends it to the mirror.
 """
 
 from __future__ import annotations
@@ -32,7 +33,7 @@ from .errors import EdgebuildError
 
 DEVICE_STORE = "/usr/share/containers/storage"
 MANIFESTS_DIR = "etc/microshift/manifests.d"
-Status = Literal["embedded", "missing"]
+Status = Literal["embedded", "mirror", "missing"]
 
 
 @dataclass(slots=True)
@@ -81,7 +82,7 @@ class VerifyReport:
         for m in self.manifests:
             lines.append(f"  {'ok     ' if m.ok else 'FAILED '} kustomize {m.path}" + (f": {m.detail}" if m.detail else ""))
         for i in sorted(self.images, key=lambda c: (c.ok, c.reference)):
-            mark = "found  " if i.ok else "MISSING"
+            mark = {"embedded": "found  ", "mirror": "mirror ", "missing": "MISSING"}[i.status]
             lines.append(f"  {mark} {i.reference}  ({i.needed_by})" + (f": {i.detail}" if i.detail else ""))
         misses = sum(not i.ok for i in self.images) + sum(not m.ok for m in self.manifests)
         lines.append("verify: ok, every needed image is on the device" if self.ok
@@ -197,6 +198,15 @@ def needed_images(outdir: Path, manifests_output: list[dict[str, Any]],
     return needed
 
 
+def not_embedded(outdir: Path) -> set[str]:
+    """Device references render left out of the blueprint on purpose (images.json `embedded: false`)."""
+    path = outdir / "images.json"
+    if not path.exists():
+        return set()
+    return {i["deviceReference"] for i in json.loads(path.read_text(encoding="utf-8"))
+            if i.get("embedded") is False}
+
+
 def build_manifests(root: Path) -> tuple[list[ManifestCheck], list[dict[str, Any]]]:
     """`kubectl kustomize` every manifests.d directory, as MicroShift applies them at start-up."""
     checks: list[ManifestCheck] = []
@@ -278,6 +288,7 @@ def verify(outdir: Path, *, root: Path | None = None, release_info: list[Path] |
     report.manifests, objects = build_manifests(root)
     needed = needed_images(outdir, objects, list(release_info or []))
     found = find_offline(sorted(needed), storage_conf, workdir)
+    left_to_mirror = not_embedded(outdir)
     for reference, needed_by in sorted(needed.items()):
         if reference in found:
             report.images.append(ImageCheck(reference, needed_by, "embedded"))
@@ -287,6 +298,10 @@ def verify(outdir: Path, *, root: Path | None = None, release_info: list[Path] |
                                             "referenced by tag: a device can only use embedded images by digest"))
             continue
         mirror = _mirror_for(reference, root)
+        if reference in left_to_mirror and mirror:
+            report.images.append(ImageCheck(reference, needed_by, "mirror",
+                                            f"not embedded (--no-embed); the device pulls it from {mirror}"))
+            continue
         detail = "not in the image store under this reference"
         detail += f"; the drop-in would pull it from {mirror}, which an offline device cannot reach" if mirror else \
             "; and no drop-in mirror covers it"

@@ -243,3 +243,21 @@ def test_build_with_a_catalog_from_an_oci_layout(upstream: dict, registry_factor
     result = subprocess.run(["skopeo", "inspect", "--raw", "--tls-verify=false",
                              f"docker://{mirror.host}/edge/edge-catalog:latest"], capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
+
+
+def test_image_left_to_the_mirror_passes_verify_through_the_dropin(upstream: dict, registry_factory,
+                                                                   tmp_path: Path, capsys):
+    """--no-embed: the app image is not in [[containers]]; verify accepts it because the drop-in maps it to
+    the mirror, and says the device must reach the mirror for it."""
+    mirror = registry_factory("mirror")
+    out = tmp_path / "out"
+    rc = main(["build", "-c", str(upstream["config"]), "--to", f"docker://{mirror.host}/edge", "-o", str(out),
+               "--src-tls-verify=false", "--dest-tls-verify=false", "--insecure-mirror", "-q",
+               "--no-embed", "/hello-app@"])
+    text = capsys.readouterr().out
+    assert rc == 0, text
+    app = next(i for i in json.loads((out / "images.json").read_text()) if i["type"] == "additional")
+    assert app["embedded"] is False
+    blueprint = tomlkit.parse((out / "blueprint.toml").read_text()).unwrap()
+    assert app["deviceReference"] not in {c["name"] for c in blueprint["containers"]}
+    assert f"mirror  {app['deviceReference']}" in text and f"pulls it from {mirror.host}/edge" in text

@@ -39,6 +39,9 @@ class RenderOptions:
     ca_file: Path | None = None
     subscription_config: Path | None = None
     catalog_poll_interval: str | None = None  # e.g. "24h"; None = no updateStrategy (offline device)
+    # Regular expressions over device references: matching images are not embedded; the device pulls
+    # them from the mirror through the drop-in (it needs the mirror reachable). Catalogs are always embedded.
+    no_embed: list[str] = field(default_factory=list)
 
 
 @dataclass(slots=True)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import tempfile
 import uuid
@@ -54,6 +55,7 @@ def render_outputs(plan: Plan, config: ImageSetConfig, options: RenderOptions, o
     sources = catalog_sources(plan)
     tls_verify = False if options.insecure_mirror else None
     images = _embedded_images(plan, sources, releases, mirror, options.release_source, tls_verify)
+    images, pulled = _split_no_embed(images, options.no_embed)
 
     ledger, subscribed = NamespaceLedger(), set()
     manifest_dirs: list[ManifestDir] = []
@@ -103,7 +105,8 @@ def render_outputs(plan: Plan, config: ImageSetConfig, options: RenderOptions, o
         BLUEPRINT_FILE: edge_text.encode(),
         INSTALLER_BLUEPRINT_FILE: installer_text.encode(),
         "mapping.txt": "".join(line + "\n" for line in plan.mapping_lines()).encode(),
-        "images.json": (json.dumps(_images_json(images), indent=2) + "\n").encode(),
+        "images.json": (json.dumps(_images_json(images) + _images_json(pulled, embedded=False), indent=2)
+                        + "\n").encode(),
         "plan.json": plan.dumps().encode(),
     }
     tree.update({f"files{f.path}": f.data.encode() for f in files})
@@ -212,9 +215,24 @@ def _device_rules(plan: Plan, releases: list[ReleaseImage], mirror: MirrorTarget
     return unique_rules(rules)
 
 
-def _images_json(images: list[EmbeddedImage]) -> list[dict[str, object]]:
+def _images_json(images: list[EmbeddedImage], embedded: bool = True) -> list[dict[str, object]]:
     return [{"type": i.kind, "source": i.origin, "pullFrom": i.source, "deviceReference": i.name,
-             "digest": ImageReference.parse(i.name).digest} for i in images]
+             "digest": ImageReference.parse(i.name).digest, "embedded": embedded} for i in images]
+
+
+def _split_no_embed(images: list[EmbeddedImage], patterns: list[str]) -> tuple[list[EmbeddedImage],
+                                                                               list[EmbeddedImage]]:
+    """(embedded, left to the mirror): images whose device reference matches a --no-embed pattern stay
+    out of [[containers]]; catalogs are always embedded (the CatalogSource pod starts before any pull)."""
+    try:
+        compiled = [re.compile(p) for p in patterns]
+    except re.error as exc:
+        raise UsageError(f"--no-embed: not a valid regular expression: {exc}") from None
+    embedded, pulled = [], []
+    for image in images:
+        skip = image.kind != "catalog" and any(c.search(image.name) for c in compiled)
+        (pulled if skip else embedded).append(image)
+    return embedded, pulled
 
 
 def _read_ca(path: Path) -> str:
