@@ -28,6 +28,9 @@ def test_deprecations_and_other_blobs_follow_the_filter(shared_dir: Path, tmp_pa
     assert len(deprecations) == 1
     refs = [{k: v for k, v in e["reference"].items() if k in ("schema", "name")} for e in deprecations[0]["entries"]]
     assert refs == expected["kept_deprecation_references"]
+    # The package had no default channel: none is invented.
+    package = next(b for b in blobs if b["schema"] == "olm.package")
+    assert "defaultChannel" not in package or package["defaultChannel"]
     # A blob that belongs to no package stays.
     assert any(b["schema"] not in ("olm.package", "olm.channel", "olm.bundle", "olm.deprecations") for b in blobs)
     # The written catalog loads again and selects the same.

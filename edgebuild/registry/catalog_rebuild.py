@@ -82,7 +82,7 @@ def write_filtered_fbc(selection: Selection, catalog_dir: str | os.PathLike[str]
                     blob = _trim_deprecations(blob, selected.channels.keys(), bundle_names[package])
                     if blob is None:
                         continue
-                elif schema == SCHEMA_PACKAGE:
+                elif schema == SCHEMA_PACKAGE and selected.default_channel:  # none: left as the source had it
                     blob = {**blob, "defaultChannel": selected.default_channel}
                 elif schema == SCHEMA_CHANNEL:
                     entries = selected.channels.get(str(blob.get("name")))
