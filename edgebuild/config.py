@@ -292,8 +292,6 @@ def _read_root(r: _Reader, root: yaml.Node) -> ImageSetConfig | None:
         return None
     schema = _V1 if api == API_V1 else _V2
     top = r.mapping(root, "", schema.top, required=("kind", "mirror"))
-    if "storageConfig" in keys and api == API_V2:
-        pass  # already reported as unknown by mapping(); v2 keeps state in its workspace
     kind_node = top.get("kind")
     if kind_node is not None and r.string(kind_node, "kind") not in (None, KIND):
         r.error(kind_node, "kind", f"unsupported kind {kind_node.value!r}", f"use 'kind: {KIND}'")

@@ -114,6 +114,14 @@ class OciLayout:
     manifests: list[dict[str, Any]] = field(default_factory=list)
 
     @classmethod
+    def open(cls, root: Path) -> "OciLayout":
+        """An existing layout, to add images to; a new one when `root` holds none yet."""
+        index = Path(root) / "index.json"
+        if not index.exists():
+            return cls.create(root)
+        return cls(Path(root), list(json.loads(index.read_text()).get("manifests", [])))
+
+    @classmethod
     def create(cls, root: Path) -> "OciLayout":
         root = Path(root)
         (root / "blobs" / "sha256").mkdir(parents=True, exist_ok=True)

@@ -27,6 +27,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.conftest import require_tool
+
 REGISTRY_BIN = "/usr/bin/docker-registry"
 USER, PASSWORD = "testuser", "testpass"
 
@@ -350,3 +352,16 @@ def fault_proxy_factory() -> Iterator[Callable[[RegistryServer], FaultProxy]]:
 __all__ = ["RegistryServer", "FaultProxy", "FaultRule", "TlsFiles", "USER", "PASSWORD", "free_port",
            "write_authfile", "tls_files", "htpasswd_file", "registry_factory", "registry", "registry2",
            "isolated_auth_env", "fault_proxy_factory"]
+
+
+@pytest.fixture(scope="module")
+def mirror_registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RegistryServer]:
+    """One real docker-registry on 127.0.0.1 for a whole module (tests/registry_fixtures.RegistryServer),
+    stopped by PID at the end; module scope because every test reads the same pushed images."""
+    require_tool("skopeo")
+    require_tool("docker-registry")
+    server = RegistryServer(tmp_path_factory.mktemp("render-mirror")).start()
+    try:
+        yield server
+    finally:
+        server.stop()

@@ -9,11 +9,11 @@ import pytest
 
 from edgebuild.errors import UsageError
 from edgebuild.render import RenderError, convert_file
-from tests.test_render_support import mirror_registry, push, skopeo_inspect, write_oci_image  # noqa: F401
+from tests.test_render_support import push, skopeo_inspect, write_oci_image
 
 
 @pytest.fixture(scope="module")
-def pushed(mirror_registry, tmp_path_factory):  # noqa: F811
+def pushed(mirror_registry, tmp_path_factory):
     """Images in the mirror where oc-mirror would have put them: {name: (original ref, digest)}."""
     layout = tmp_path_factory.mktemp("oci") / "layout"
     host = mirror_registry.host

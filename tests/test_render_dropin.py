@@ -15,14 +15,14 @@ from edgebuild.reference import ImageReference, MirrorTarget
 from edgebuild.render import RenderOptions, render_outputs
 from edgebuild.render.dropin import DropinOptions, render_dropin
 from edgebuild.render.mirrors import MirrorRule, scopes
-from tests.test_render_support import (BROKER_REPO, HELLO, ImageDigests, mirror_registry,  # noqa: F401
+from tests.test_render_support import (BROKER_REPO, HELLO, ImageDigests,
                                        push, sample_config, sample_plan, skopeo_inspect, write_oci_image)
 
 DROPIN = "files/etc/containers/registries.conf.d/999-edgebuild-mirror.conf"
 
 
 @pytest.fixture(scope="module")
-def mirrored(mirror_registry, tmp_path_factory):  # noqa: F811
+def mirrored(mirror_registry, tmp_path_factory):
     """Push every image of the sample plan to the mirror under oc-mirror v1 names; return (plan, digests)."""
     layout = tmp_path_factory.mktemp("oci") / "layout"
     mirror = MirrorTarget(mirror_registry.host, "mirror")
@@ -69,7 +69,7 @@ def test_without_the_dropin_the_original_registry_is_asked_and_fails(mirrored):
     assert "registry.example.com" in result.stderr
 
 
-def test_tag_reference_does_not_go_to_a_digest_only_mirror(mirrored, tmp_path, mirror_registry):  # noqa: F811
+def test_tag_reference_does_not_go_to_a_digest_only_mirror(mirrored, tmp_path, mirror_registry):
     plan, digests = mirrored
     dropin = _render(plan, tmp_path)
     # The mirror does serve this tag, so only the drop-in's digest-only rule keeps skopeo away from it.
@@ -92,7 +92,7 @@ def test_image_given_by_tag_also_resolves_by_tag(mirrored, tmp_path):
     assert entry["mirror-by-digest-only"] is False and entry["mirror"][0]["pull-from-mirror"] == "all"
 
 
-def test_catalog_is_reachable_under_its_mirror_name(mirrored, tmp_path, mirror_registry):  # noqa: F811
+def test_catalog_is_reachable_under_its_mirror_name(mirrored, tmp_path, mirror_registry):
     """The insecure mirror gets its own entry, so the catalog's device reference works over plain HTTP."""
     plan, digests = mirrored
     dropin = _render(plan, tmp_path)

@@ -5,25 +5,17 @@ Not a test module of its own (it holds no tests); the render and convert tests i
 
 from __future__ import annotations
 
-import gzip
 import hashlib
-import io
-import json
 import subprocess
-import tarfile
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-
-import pytest
 
 from edgebuild.catalog.model import Bundle, Catalog, Channel, ChannelEntry, Package, RelatedImage
 from edgebuild.catalog.selection import SelectedPackage, Selection
 from edgebuild.config import OperatorSpec, PackageSpec
 from edgebuild.plan import CatalogPlan, Plan, PlanImage
 from edgebuild.reference import MirrorTarget
-from tests.conftest import require_tool
-from tests.registry_fixtures import RegistryServer
+from tests.ocibuild import OciLayout
 
 API_V1 = "mirror.openshift.io/v1alpha2"
 API_V2 = "mirror.openshift.io/v2alpha1"
@@ -47,58 +39,15 @@ def push(registry_host: str, layout: Path, ref_name: str, repository: str, tag: 
     return out.stdout.strip()
 
 
-@pytest.fixture(scope="module")
-def mirror_registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RegistryServer]:
-    """One real docker-registry on 127.0.0.1 for a whole module (tests/registry_fixtures.RegistryServer),
-    stopped by PID at the end; module scope because every test reads the same pushed images."""
-    require_tool("skopeo")
-    require_tool("docker-registry")
-    server = RegistryServer(tmp_path_factory.mktemp("render-mirror")).start()
-    try:
-        yield server
-    finally:
-        server.stop()
-
-
 def write_oci_image(layout: Path, ref_name: str, payload: str) -> str:
     """Add a one-layer image (a text file) to an OCI layout; return its manifest digest.
 
-    Layers are gzip with mtime 0, so the digest survives a push unchanged.
+    Layers are gzip with mtime 0 (tests/ocibuild.py), so the digest survives a push unchanged.
     """
-    blobs = layout / "blobs" / "sha256"
-    blobs.mkdir(parents=True, exist_ok=True)
-
-    def put(data: bytes) -> str:
-        digest = hashlib.sha256(data).hexdigest()
-        (blobs / digest).write_bytes(data)
-        return "sha256:" + digest
-
-    raw = io.BytesIO()
-    with tarfile.open(fileobj=raw, mode="w") as tar:
-        data = payload.encode()
-        info = tarfile.TarInfo("payload.txt")
-        info.size, info.mtime = len(data), 0
-        tar.addfile(info, io.BytesIO(data))
-    layer = gzip.compress(raw.getvalue(), mtime=0)
-    layer_digest = put(layer)
-    config = json.dumps({"architecture": "amd64", "os": "linux", "config": {},
-                         "rootfs": {"type": "layers",
-                                    "diff_ids": ["sha256:" + hashlib.sha256(raw.getvalue()).hexdigest()]}}).encode()
-    config_digest = put(config)
-    manifest = json.dumps({
-        "schemaVersion": 2, "mediaType": "application/vnd.oci.image.manifest.v1+json",
-        "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": config_digest,
-                   "size": len(config)},
-        "layers": [{"mediaType": "application/vnd.oci.image.layer.v1.tar+gzip", "digest": layer_digest,
-                    "size": len(layer)}]}).encode()
-    manifest_digest = put(manifest)
-    (layout / "oci-layout").write_text('{"imageLayoutVersion": "1.0.0"}')
-    index_path = layout / "index.json"
-    index = json.loads(index_path.read_text()) if index_path.exists() else {"schemaVersion": 2, "manifests": []}
-    index["manifests"].append({"mediaType": "application/vnd.oci.image.manifest.v1+json", "digest": manifest_digest,
-                               "size": len(manifest), "annotations": {"org.opencontainers.image.ref.name": ref_name}})
-    index_path.write_text(json.dumps(index))
-    return manifest_digest
+    oci = OciLayout.open(layout)
+    desc = oci.add_image([{"payload.txt": payload.encode()}])
+    oci.tag(desc, ref_name)
+    return desc["digest"]
 
 
 def skopeo_inspect(reference: str, registries_conf: Path | None = None) -> subprocess.CompletedProcess[str]:
