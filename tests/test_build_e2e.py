@@ -261,3 +261,32 @@ def test_image_left_to_the_mirror_passes_verify_through_the_dropin(upstream: dic
     blueprint = tomlkit.parse((out / "blueprint.toml").read_text()).unwrap()
     assert app["deviceReference"] not in {c["name"] for c in blueprint["containers"]}
     assert f"mirror  {app['deviceReference']}" in text and f"pulls it from {mirror.host}/edge" in text
+
+
+def test_air_gapped_flow_through_the_cli(upstream: dict, registry_factory, tmp_path: Path, capsys):
+    """mirror --dry-run (nothing written), mirror --to file://, mirror --from file:// --to docker:// into a
+    registry that never saw the upstream, then render against it and verify: the oc-mirror M2D/D2M flow."""
+    mirror = registry_factory("airgap")
+    config = str(upstream["config"])
+    common = ["--src-tls-verify=false", "--dest-tls-verify=false", "-q"]
+
+    assert main(["mirror", "-c", config, "--to", f"docker://{mirror.host}/edge", "--dry-run", *common]) == 0
+    mapping = capsys.readouterr().out.splitlines()
+    assert len(mapping) == 4 and all("=" + mirror.host + "/edge/" in line for line in mapping)
+    catalog = subprocess.run(["skopeo", "inspect", "--raw", "--tls-verify=false",
+                              f"docker://{mirror.host}/edge/edgebuild-example/catalog:v1"], capture_output=True)
+    assert catalog.returncode != 0  # the dry run pushed nothing
+
+    disk = tmp_path / "disk"
+    assert main(["mirror", "-c", config, "--to", f"file://{disk}", *common]) == 0
+    assert (disk / "index.json").is_file() and (disk / "edgebuild" / "images.json").is_file()
+    assert main(["mirror", "-c", config, "--from", f"file://{disk}", "--to", f"docker://{mirror.host}/edge",
+                 *common]) == 0
+    capsys.readouterr()
+
+    out = tmp_path / "rendered"
+    assert main(["render", "-c", config, "--mirror", f"{mirror.host}/edge", "-o", str(out), "--insecure-mirror",
+                 *common]) == 0
+    assert main(["verify", str(out)]) == 0
+    text = capsys.readouterr().out
+    assert "verify: ok" in text and text.count("found  ") == 4
