@@ -270,6 +270,10 @@ def render_options(args: argparse.Namespace, mirror: MirrorTarget) -> Any:
 
 def _render(plan: Plan, config: ImageSetConfig, args: argparse.Namespace, mirror: MirrorTarget) -> Any:
     from .render.output import render_outputs
+    if not args.dest_tls_verify and not args.insecure_mirror:
+        log.warning("warning: the mirror %s was used with --dest-tls-verify=false, but the blueprint and the "
+                    "device drop-in will verify its TLS certificate; pass --insecure-mirror for a plain-HTTP or "
+                    "self-signed mirror (or --mirror-ca FILE)", mirror.registry)
     result = render_outputs(plan, config, render_options(args, mirror), Path(args.output))
     for warning in result.warnings:
         log.warning("warning: %s", warning)
