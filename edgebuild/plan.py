@@ -45,10 +45,18 @@ class PlanImage:
 
     @property
     def device_reference(self) -> str:
-        """The string the device asks for and under which the image must be embedded: name@digest."""
+        """The string the device asks for, under which the image must be embedded.
+
+        That is `name@digest` for an image referenced by digest, and the reference itself
+        (`name:tag`) for one referenced by tag: a CSV or a pod that names a tag asks CRI-O for the
+        tag, and only an image stored under that tag is found offline.
+        """
+        ref = self.reference
+        if ref.tag and not ref.digest:
+            return f"{ref.name}:{ref.tag}"
         if not self.digest:
-            raise EdgebuildError(f"{self.source}: digest unknown; mirror the image first to resolve its tag")
-        return f"{self.reference.name}@{self.digest}"
+            raise EdgebuildError(f"{self.source}: digest unknown; mirror the image first to resolve it")
+        return f"{ref.name}@{self.digest}"
 
     def to_json(self) -> dict[str, Any]:
         out: dict[str, Any] = {"source": self.source, "destination": self.destination, "type": self.type}

@@ -184,12 +184,13 @@ def needed_images(outdir: Path, manifests_output: list[dict[str, Any]],
         for img in plan.get("images", []):
             if img.get("type") == "catalog":
                 continue  # the device asks for the catalog by the CatalogSource reference, checked above
+            # What the device asks for: name@digest for digest references, the tag for tag references.
             source = img["source"]
-            digest = img.get("digest") or (source.split("@", 1)[1] if "@" in source else None)
-            name = source.split("@", 1)[0]
-            if "@" not in source and ":" in name.rsplit("/", 1)[-1]:
-                name = name.rsplit(":", 1)[0]
-            reference = f"{name}@{digest}" if digest else source
+            if "@" in source:
+                name, _, digest = source.partition("@")
+                reference = f"{name.rsplit(':', 1)[0] if ':' in name.rsplit('/', 1)[-1] else name}@{digest}"
+            else:
+                reference = source
             needed.setdefault(reference, ", ".join(img.get("neededBy") or [img.get("type", "")]))
     for path in release_info:
         data = json.loads(Path(path).read_text(encoding="utf-8"))
@@ -295,7 +296,8 @@ def verify(outdir: Path, *, root: Path | None = None, release_info: list[Path] |
             continue
         if "@" not in reference:
             report.images.append(ImageCheck(reference, needed_by, "missing",
-                                            "referenced by tag: a device can only use embedded images by digest"))
+                                            "referenced by tag, and no image is embedded under that tag: the "
+                                            "device would pull the tag, which an offline device cannot"))
             continue
         mirror = _mirror_for(reference, root)
         if reference in left_to_mirror and mirror:

@@ -160,14 +160,16 @@ def _check_containers(containers: list[Any]) -> list[str]:
         problems += _unknown(c, _CONTAINER_KEYS, where)
         source = c.get("source")
         try:
-            ImageReference.parse(source if isinstance(source, str) else "")
+            if not ImageReference.parse(source if isinstance(source, str) else "").digest:
+                problems.append(f"{where}: source has no digest; pull every image by digest so the build is "
+                                "reproducible and the embedded image is the one the plan verified")
         except ReferenceError as exc:
             problems.append(f"{where}: source: {exc}")
             continue
+        # The name may be a tag: it is what the device asks for (a CSV that names a tag asks CRI-O for it).
         name = c.get("name") or source
         try:
-            if not ImageReference.parse(name).digest:
-                problems.append(f"{where}: embedded name {name!r} has no digest; a device would pull a tag")
+            ImageReference.parse(name)
         except ReferenceError as exc:
             problems.append(f"{where}: name: {exc}")
         if "tls-verify" in c and not isinstance(c["tls-verify"], bool):
