@@ -4,7 +4,9 @@ Order: an explicit `--authfile` only; otherwise REGISTRY_AUTH_FILE, then
 `$XDG_RUNTIME_DIR/containers/auth.json`, `$XDG_CONFIG_HOME/containers/auth.json`
 (default `~/.config`), then `~/.docker/config.json` and the legacy `~/.dockercfg`. Within a file
 the most specific key wins (`host/ns/repo`, then `host/ns`, then `host`), and legacy keys such as
-`https://index.docker.io/v1/` are normalised. Secrets are never put in messages or reprs.
+`https://index.docker.io/v1/` are normalised. A file's `credHelpers[host]` wins for that host, and its
+`credsStore` answers for hosts the file has no entry for (`docker-credential-<name> get`). Secrets are
+never put in messages or reprs.
 """
 
 from __future__ import annotations
@@ -13,6 +15,8 @@ import base64
 import binascii
 import json
 import os
+import shutil
+import subprocess
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -61,7 +65,15 @@ def normalize_key(key: str) -> str:
     return key.rstrip("/")
 
 
-def _read_auth_file(path: Path) -> dict[str, dict]:
+def _auths(data: dict, path: Path) -> dict[str, dict]:
+    """An auth file's `auths` entries by normalised key (a legacy ~/.dockercfg is the map itself)."""
+    auths = data.get("auths", {} if path.name != ".dockercfg" else data)
+    if not isinstance(auths, dict):
+        raise RegistryError(f"auth file {path}: 'auths' must be a JSON object")
+    return {normalize_key(k): v for k, v in auths.items() if isinstance(v, dict)}
+
+
+def _read_auth_data(path: Path) -> dict:
     try:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
@@ -80,10 +92,50 @@ def _read_auth_file(path: Path) -> dict[str, dict]:
                                  "(format: containers-auth.json(5))") from None
     if not isinstance(data, dict):
         raise RegistryError(f"auth file {path} must hold a JSON object with an 'auths' map")
-    auths = data.get("auths", {} if path.name != ".dockercfg" else data)
-    if not isinstance(auths, dict):
-        raise RegistryError(f"auth file {path}: 'auths' must be a JSON object")
-    return {normalize_key(k): v for k, v in auths.items() if isinstance(v, dict)}
+    return data
+
+
+def _helper_for(data: dict, registry: str) -> str | None:
+    """The credential helper an auth file names for `registry`: `credHelpers[host]`, else `credsStore`."""
+    helpers = data.get("credHelpers")
+    if isinstance(helpers, dict):
+        for key, helper in helpers.items():
+            if normalize_key(key) == registry and isinstance(helper, str) and helper:
+                return helper
+    store = data.get("credsStore")
+    return store if isinstance(store, str) and store else None
+
+
+def credentials_from_helper(helper: str, registry: str, path: Path) -> Credentials | None:
+    """Run `docker-credential-<helper> get` (the Docker credential-helper protocol: the server on
+    stdin, `{"Username", "Secret"}` on stdout); None when the helper has nothing for `registry`."""
+    program = shutil.which(f"docker-credential-{helper}")
+    if program is None:
+        raise RegistryError(f"auth file {path} names the credential helper '{helper}' for {registry}, but "
+                            f"docker-credential-{helper} is not on PATH",
+                            hint="install the helper, or log in with `podman login` to store credentials in the file")
+    try:
+        result = subprocess.run([program, "get"], input=registry, capture_output=True, text=True, timeout=60,
+                                check=False)
+    except subprocess.TimeoutExpired:
+        raise RegistryError(f"credential helper docker-credential-{helper} did not answer within 60 s") from None
+    if result.returncode != 0:
+        if "credentials not found" in (result.stdout + result.stderr).lower():
+            return None
+        raise RegistryError(f"credential helper docker-credential-{helper} failed for {registry} "
+                            f"(exit {result.returncode})", hint="run it by hand: echo HOST | "
+                            f"docker-credential-{helper} get")
+    try:
+        answer = json.loads(result.stdout)
+        username, secret = str(answer["Username"]), str(answer["Secret"])
+    except (ValueError, KeyError, TypeError):
+        raise RegistryError(f"credential helper docker-credential-{helper} gave an answer that is not "
+                            '{"Username": …, "Secret": …}') from None
+    if username == "<token>":
+        raise RegistryError(f"credential helper docker-credential-{helper} returned an identity token for "
+                            f"{registry}; identity tokens are not supported",
+                            hint="log in with a username and password or a robot account")
+    return Credentials(username, secret, f"docker-credential-{helper}")
 
 
 def _decode_entry(entry: dict, key: str, path: Path) -> Credentials | None:
@@ -119,12 +171,21 @@ def find_credentials(registry: str, repository: str | None = None, *, authfile: 
         parts = repository.split("/")
         keys = [f"{registry}/{'/'.join(parts[:i])}" for i in range(len(parts), 0, -1)] + keys
     for path in auth_file_candidates(authfile, env):
-        auths = _read_auth_file(path)
+        data = _read_auth_data(path)
+        helpers = data.get("credHelpers")
+        if isinstance(helpers, dict) and any(normalize_key(k) == registry for k in helpers):
+            return credentials_from_helper(_helper_for(data, registry) or "", registry, path)
+        auths = _auths(data, path)
         for key in keys:
             if key in auths:
                 creds = _decode_entry(auths[key], key, path)
                 if creds is not None:
                     return creds
+        store = _helper_for(data, registry)
+        if store is not None:
+            creds = credentials_from_helper(store, registry, path)
+            if creds is not None:
+                return creds
     return None
 
 
