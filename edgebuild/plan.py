@@ -204,16 +204,19 @@ def build_plan(config: ImageSetConfig, catalogs: dict[str, Catalog], mirror: Mir
         add(extra.name, "additional", "additionalImages")
 
     target_of = {a.name: a for a in config.additional_images}
+    catalog_destination_of = {op.spec.catalog: op.destination for op in plan.operators}
     for source in sorted(images):
         img = images[source]
         if config.is_blocked(source):
             plan.warnings.append(f"{source}: blocked by mirror.blockedImages, not mirrored "
                                  f"(needed by {', '.join(sorted(img.needed_by))})")
             continue
-        if source.startswith("oci://"):  # a catalog from an OCI layout: read from disk, pushed to the mirror
-            cplan = next(op for op in plan.operators if op.spec.catalog == source)
-            img.destination = cplan.destination
-            img.destination_tag = ImageReference.parse(cplan.destination).tag if cplan.destination else None
+        if img.type == "catalog":
+            # Named by its CatalogPlan (targetCatalog/targetTag); an oci:// layout has no digest yet.
+            img.destination = catalog_destination_of.get(source)
+            img.destination_tag = ImageReference.parse(img.destination).tag if img.destination else None
+            if not source.startswith("oci://"):
+                img.digest = ImageReference.parse(source).digest  # validated with the configuration
             plan.images.append(img)
             continue
         try:
@@ -222,14 +225,10 @@ def build_plan(config: ImageSetConfig, catalogs: dict[str, Catalog], mirror: Mir
             plan.errors.append(f"{exc} (needed by {', '.join(sorted(img.needed_by))})")
             continue
         img.digest = ref.digest
-        if mirror is not None and img.type != "catalog":
+        if mirror is not None:
             extra = target_of.get(source) if img.type == "additional" else None
             img.destination, img.destination_tag = image_destination(
                 ref, semantics, mirror, extra.target_repo if extra else None, extra.target_tag if extra else None)
-        elif mirror is not None:
-            cplan = next(op for op in plan.operators if op.spec.catalog == source)
-            img.destination = cplan.destination
-            img.destination_tag = ImageReference.parse(cplan.destination).tag if cplan.destination else None
         plan.images.append(img)
     return plan
 
