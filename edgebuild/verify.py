@@ -30,6 +30,8 @@ from typing import Any, Literal
 import yaml
 
 from .errors import EdgebuildError
+from .plan import PlanImage
+from .render.release_info import read_release_info
 
 DEVICE_STORE = "/usr/share/containers/storage"
 MANIFESTS_DIR = "etc/microshift/manifests.d"
@@ -184,18 +186,12 @@ def needed_images(outdir: Path, manifests_output: list[dict[str, Any]],
         for img in plan.get("images", []):
             if img.get("type") == "catalog":
                 continue  # the device asks for the catalog by the CatalogSource reference, checked above
-            # What the device asks for: name@digest for digest references, the tag for tag references.
-            source = img["source"]
-            if "@" in source:
-                name, _, digest = source.partition("@")
-                reference = f"{name.rsplit(':', 1)[0] if ':' in name.rsplit('/', 1)[-1] else name}@{digest}"
-            else:
-                reference = source
-            needed.setdefault(reference, ", ".join(img.get("neededBy") or [img.get("type", "")]))
+            # The same rule render embeds by: name@digest for digest references, the tag for tag references.
+            image = PlanImage(source=img["source"], type=img.get("type", "related"), digest=img.get("digest"))
+            needed.setdefault(image.device_reference, ", ".join(img.get("neededBy") or [image.type]))
     for path in release_info:
-        data = json.loads(Path(path).read_text(encoding="utf-8"))
-        for key, image in sorted((data.get("images") or {}).items()):
-            needed.setdefault(image, f"release-info {Path(path).name} ({key})")
+        for rel in read_release_info(Path(path)):
+            needed.setdefault(rel.reference, f"release-info {Path(path).name}")
     return needed
 
 
