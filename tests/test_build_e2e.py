@@ -186,16 +186,19 @@ def test_verify_fails_when_a_manifests_directory_does_not_build(built: dict, cap
     assert len(failed) == 1 and "missing-file.yaml" in failed[0]["detail"]
 
 
-def test_quickstart_outputs_are_replaced_atomically_on_failure(built: dict, tmp_path: Path, capsys):
-    """A failed run (here: an invalid configuration) leaves the previous output untouched."""
-    before = (built["out"] / "blueprint.toml").read_bytes()
-    bad = tmp_path / "bad.yaml"
-    bad.write_text(built["config"].read_text().replace("packages:", "pakages:"))
-    assert main(["build", "-c", str(bad), "--to", f"docker://{built['mirror']}/edge", "-o", str(built["out"]),
-                 "--src-tls-verify=false", "--dest-tls-verify=false"]) == 2
-    assert "did you mean 'packages'" in capsys.readouterr().err
-    assert (built["out"] / "blueprint.toml").read_bytes() == before
-    shutil.rmtree(built["out"] / ".verify", ignore_errors=True)
+def test_a_failed_render_leaves_the_previous_output_untouched(built: dict, capsys):
+    """Through the CLI: a build that fails in render, after planning and mirroring, keeps the earlier output byte
+    for byte and leaves no staging directory (the mid-write case is in test_render_blueprint.py)."""
+    out = built["out"]
+    before = {p.relative_to(out): p.read_bytes() for p in out.rglob("*")
+              if p.is_file() and ".verify" not in p.parts}
+    rc = main(["build", "-c", str(built["config"]), "--to", f"docker://{built['mirror']}/edge", "-o", str(out),
+               "--src-tls-verify=false", "--dest-tls-verify=false", "--insecure-mirror", "-q", "--no-embed", "("])
+    assert rc == 2
+    assert "--no-embed: not a valid regular expression" in capsys.readouterr().err
+    after = {p.relative_to(out): p.read_bytes() for p in out.rglob("*") if p.is_file() and ".verify" not in p.parts}
+    assert after == before
+    assert not [p for p in out.parent.iterdir() if p.name.startswith(".out") or p.name.startswith("out.")]
 
 
 def test_release_info_images_are_mirrored_embedded_and_verified(upstream: dict, registry_factory, tmp_path: Path,

@@ -225,3 +225,28 @@ def test_release_info_must_pin_digests(tmp_path):
     bad.write_text(json.dumps({"release": {"base": "4.17.1"}, "images": {"router": "quay.io/x/router:4.17"}}))
     with pytest.raises(Exception, match="images.router: quay.io/x/router:4.17 has no digest"):
         render_outputs(sample_plan(MIRROR), sample_config(), RenderOptions(release_info=[bad]), tmp_path / "out")
+
+
+def test_a_write_failing_midway_leaves_previous_output_untouched(tmp_path, monkeypatch):
+    """A disk that fills up while the new output is written (injected: the third fsync raises ENOSPC, since a
+    full disk cannot be had on demand here): the old output stays byte for byte, no staging dir remains."""
+    import errno
+
+    from edgebuild.render import output
+    out = tmp_path / "out"
+    render_outputs(sample_plan(MIRROR), sample_config(), RenderOptions(), out)
+    before = {p: p.read_bytes() for p in out.rglob("*") if p.is_file()}
+    calls = {"n": 0}
+    real_fsync = output.os.fsync
+
+    def failing_fsync(fd: int) -> None:
+        calls["n"] += 1
+        if calls["n"] == 3:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        real_fsync(fd)
+    monkeypatch.setattr(output.os, "fsync", failing_fsync)
+    with pytest.raises(OSError, match="No space left"):
+        render_outputs(sample_plan(MIRROR), sample_config(), RenderOptions(blueprint_version="9.9.9"), out)
+    assert calls["n"] == 3
+    assert {p: p.read_bytes() for p in out.rglob("*") if p.is_file()} == before
+    assert [p.name for p in tmp_path.iterdir()] == ["out"]
