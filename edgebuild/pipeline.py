@@ -34,21 +34,26 @@ def cache_dir() -> Path:
     return Path(base)
 
 
-def open_catalog_for(ref: str, args: argparse.Namespace) -> Any:
+def open_catalog_for(ref: str, args: argparse.Namespace, source_factory: Any = None) -> Any:
     """Load the catalog `ref` (registry image, oci://PATH, a directory, or a --catalog-content override)
-    as a LoadedCatalog whose FBC stays on disk (`fbc_dir`), so a filtered catalog can be rebuilt from it."""
+    as a LoadedCatalog whose FBC stays on disk (`fbc_dir`), so a filtered catalog can be rebuilt from it.
+    Pass one `source_factory` for several catalogs so they share a client per registry."""
     from .catalog.sources import open_catalog_image
     overrides = _overrides(args)
     if ref not in overrides and "://" not in ref and Path(ref).is_dir():
         overrides[ref] = ref  # a plain directory name given as the catalog
+    factory = source_factory or _image_source_factory(args)
     try:
-        return open_catalog_image(ref, overrides=overrides, image_source_factory=_image_source_factory(args),
+        return open_catalog_image(ref, overrides=overrides, image_source_factory=factory,
                                   workdir=cache_dir(), arch=getattr(args, "arch", None) or "amd64")
     except RegistryError as exc:
         raise CatalogError(f"catalog {ref}: {exc.message}",
                            (f"{exc.hint}; or " if exc.hint else "")
                            + f"load it from disk with --catalog-content {ref}=PATH "
                            "(an FBC directory or an OCI layout from 'skopeo copy docker://REF oci:PATH')") from None
+    finally:
+        if source_factory is None:
+            factory.close()
 
 
 def load_catalog(ref: str, args: argparse.Namespace) -> Catalog:
@@ -88,13 +93,17 @@ def load_catalogs(config: ImageSetConfig, args: argparse.Namespace,
                   fbc_dirs: dict[str, str] | None = None) -> dict[str, Catalog]:
     """Every catalog of the configuration; `fbc_dirs` (if given) receives where each one's FBC is on disk."""
     catalogs: dict[str, Catalog] = {}
-    for spec in config.operators:
-        if spec.catalog not in catalogs:
-            log.info("loading catalog %s", spec.catalog)
-            loaded = open_catalog_for(spec.catalog, args)
-            catalogs[spec.catalog] = loaded.catalog
-            if fbc_dirs is not None and loaded.fbc_dir is not None:
-                fbc_dirs[spec.catalog] = str(loaded.fbc_dir)
+    factory = _image_source_factory(args)
+    try:
+        for spec in config.operators:
+            if spec.catalog not in catalogs:
+                log.info("loading catalog %s", spec.catalog)
+                loaded = open_catalog_for(spec.catalog, args, factory)
+                catalogs[spec.catalog] = loaded.catalog
+                if fbc_dirs is not None and loaded.fbc_dir is not None:
+                    fbc_dirs[spec.catalog] = str(loaded.fbc_dir)
+    finally:
+        factory.close()
     return catalogs
 
 
