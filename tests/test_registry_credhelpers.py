@@ -37,7 +37,7 @@ def helper_on_path(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, isolated_aut
         script = bindir / f"docker-credential-{name}"
         script.write_text(HELPER.format(log=log, host=host, user=user, secret=secret))
         script.chmod(script.stat().st_mode | stat.S_IXUSR)
-        monkeypatch.setenv("PATH", f"{bindir}:{Path('/usr/bin')}:{Path('/bin')}")
+        monkeypatch.setenv("PATH", f"{bindir}:/usr/bin:/bin")
         return log
     return install
 
