@@ -139,14 +139,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--parallel", type=int, default=4, metavar="N", help="images copied at once, default 4")
     p.add_argument("--release-info", action="append", default=[], metavar="FILE",
                    help="MicroShift release-info JSON whose images are mirrored too; repeatable")
-    p.set_defaults(handler=cmd_mirror)
+    p.set_defaults(handler=_pipeline("run_mirror"))
 
     p = sub.add_parser("render", parents=[common], help="write drop-in, manifests, cluster resources and blueprint")
     _add_config(p)
     p.add_argument("--mirror", required=True, metavar="HOST[:PORT][/NS]", help="the mirror the device pulls from")
     p.add_argument("-o", "--output", required=True, metavar="OUTDIR")
     _add_render_options(p)
-    p.set_defaults(handler=cmd_render)
+    p.set_defaults(handler=_pipeline("run_render"))
 
     p = sub.add_parser("build", parents=[common], help="plan + mirror + render + verify: the main job")
     _add_config(p)
@@ -155,7 +155,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--parallel", type=int, default=4, metavar="N")
     p.add_argument("--skip-verify", action="store_true", help="do not run the offline device check")
     _add_render_options(p)
-    p.set_defaults(handler=cmd_build)
+    p.set_defaults(handler=_pipeline("run_build"))
 
     p = sub.add_parser("verify", parents=[common], help="prove offline that the image has every image it needs")
     p.add_argument("outdir", metavar="OUTDIR")
@@ -163,7 +163,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--release-info", action="append", default=[], metavar="FILE",
                    help="MicroShift release-info JSON whose images must be on the device too; repeatable")
     p.add_argument("--format", choices=("text", "json"), default="text")
-    p.set_defaults(handler=cmd_verify)
+    p.set_defaults(handler=_pipeline("run_verify"))
 
     p = sub.add_parser("compose", parents=[common], help="submit the blueprint to osbuild-composer")
     p.add_argument("blueprint", metavar="BLUEPRINT.toml")
@@ -178,7 +178,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--parent", help="ostree parent commit or ref (upgrades)")
     p.add_argument("--url", help="ostree repo URL (edge-installer: the served edge-container)")
     p.add_argument("--timeout", type=int, default=7200, metavar="SECONDS", help="give up waiting after this long")
-    p.set_defaults(handler=cmd_compose)
+    p.set_defaults(handler=_pipeline("run_compose"))
 
     p = sub.add_parser("convert", parents=[common], help="turn an oc-mirror ICSP or IDMS file into a CRI-O drop-in")
     p.add_argument("kind", choices=("icsp", "idms"))
@@ -187,7 +187,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--insecure-mirror", action="store_true", help="mark the mirrors insecure (plain HTTP, self-signed)")
     p.add_argument("--block-original-registries", action="store_true",
                    help="block the source registries (air-gapped device: only the mirrors are used)")
-    p.set_defaults(handler=cmd_convert)
+    p.set_defaults(handler=_pipeline("run_convert"))
     return parser
 
 
@@ -241,34 +241,12 @@ def cmd_plan(args: argparse.Namespace) -> int:
     return 1 if plan.errors else 0
 
 
-def cmd_mirror(args: argparse.Namespace) -> int:
-    from .pipeline import run_mirror
-    return run_mirror(args)
-
-
-def cmd_render(args: argparse.Namespace) -> int:
-    from .pipeline import run_render
-    return run_render(args)
-
-
-def cmd_build(args: argparse.Namespace) -> int:
-    from .pipeline import run_build
-    return run_build(args)
-
-
-def cmd_verify(args: argparse.Namespace) -> int:
-    from .pipeline import run_verify
-    return run_verify(args)
-
-
-def cmd_compose(args: argparse.Namespace) -> int:
-    from .pipeline import run_compose
-    return run_compose(args)
-
-
-def cmd_convert(args: argparse.Namespace) -> int:
-    from .pipeline import run_convert
-    return run_convert(args)
+def _pipeline(name: str) -> Callable[[argparse.Namespace], int]:
+    """A handler running `pipeline.<name>`, imported on use so `edgebuild --help` stays quick."""
+    def handler(args: argparse.Namespace) -> int:
+        from . import pipeline
+        return getattr(pipeline, name)(args)
+    return handler
 
 
 def _setup_logging(args: argparse.Namespace) -> None:
