@@ -35,6 +35,7 @@ from .render.release_info import read_release_info
 
 DEVICE_STORE = "/usr/share/containers/storage"
 MANIFESTS_DIR = "etc/microshift/manifests.d"
+ROOT_MARKER = ".edgebuild-verify-root"
 Status = Literal["embedded", "mirror", "missing"]
 
 
@@ -261,6 +262,16 @@ def _mirror_for(reference: str, root: Path) -> str | None:
     return best[1] if best else None
 
 
+def _fresh_root(root: Path) -> None:
+    """Clear a device root from an earlier run; never a directory edgebuild did not lay out itself."""
+    if not root.exists():
+        return
+    if not root.is_dir() or (any(root.iterdir()) and not (root / ROOT_MARKER).is_file()):
+        raise EdgebuildError(f"--root {root} exists and was not laid out by edgebuild verify; it is left alone",
+                             hint="give a new or empty directory, or leave --root out (OUTDIR/.verify/root)")
+    shutil.rmtree(root)
+
+
 def verify(outdir: Path, *, root: Path | None = None, release_info: list[Path] | None = None,
            authfile: str | None = None, arch: str | None = None) -> VerifyReport:
     """Build the device root from OUTDIR/blueprint.toml and check it offline."""
@@ -271,11 +282,12 @@ def verify(outdir: Path, *, root: Path | None = None, release_info: list[Path] |
     blueprint = tomllib.loads(blueprint_file.read_text(encoding="utf-8"))
     workdir = outdir / ".verify"
     root = Path(root) if root else workdir / "root"
-    for path in (workdir, root):
-        if path.exists():
-            shutil.rmtree(path)
+    _fresh_root(root)
+    if workdir.exists():
+        shutil.rmtree(workdir)
     workdir.mkdir(parents=True)
     root.mkdir(parents=True, exist_ok=True)
+    (root / ROOT_MARKER).write_text("a device root laid out by edgebuild verify; replaced on every run\n")
     root, workdir = root.resolve(), workdir.resolve()
 
     lay_files(blueprint, root)

@@ -293,3 +293,16 @@ def test_air_gapped_flow_through_the_cli(upstream: dict, registry_factory, tmp_p
     assert main(["verify", str(out)]) == 0
     text = capsys.readouterr().out
     assert "verify: ok" in text and text.count("found  ") == 4
+
+
+def test_verify_never_clears_a_root_it_did_not_lay_out(built: dict, tmp_path: Path, capsys):
+    mine = tmp_path / "precious"
+    mine.mkdir()
+    (mine / "notes.txt").write_text("keep me")
+    assert main(["verify", str(built["out"]), "--root", str(mine)]) == 1
+    assert "was not laid out by edgebuild verify" in capsys.readouterr().err
+    assert (mine / "notes.txt").read_text() == "keep me"
+    # A root it laid out itself is replaced on the next run.
+    own = tmp_path / "device-root"
+    assert main(["verify", str(built["out"]), "--root", str(own)]) == 0
+    assert main(["verify", str(built["out"]), "--root", str(own)]) == 0
