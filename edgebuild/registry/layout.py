@@ -1,9 +1,10 @@
 """An OCI image layout on disk as a copy endpoint (mirror-to-disk and disk-to-mirror).
 
-Every file appears atomically: blobs are written to a temporary name, checked against their
-digest while they stream, and renamed into `blobs/sha256/`; `index.json` is rewritten through a
-temporary file after each finished image. So an interrupted run leaves only whole blobs (a rerun
-skips them) and an index that names only images whose every blob is present.
+Every file appears atomically and durably: blobs are written to a temporary name, checked
+against their digest while they stream, fsync'ed, renamed into `blobs/sha256/`, and the directory
+is fsync'ed after the rename; `index.json` is rewritten the same way after each finished image.
+So an interrupted run, even a power cut, leaves only whole blobs (a rerun skips them, and a
+renamed file is never empty) and an index that names only images whose every blob is present.
 Images are named in index.json by `org.opencontainers.image.ref.name` = `REPOSITORY:TAG` or
 `REPOSITORY@DIGEST`, which `skopeo … oci:DIR:NAME` understands.
 """
@@ -17,14 +18,13 @@ import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 from ..errors import RegistryError
 from .endpoints import BlobOpener, BlobOutcome, is_transient
 from .manifest import OCI_INDEX, Descriptor, Manifest, parse_manifest
 from .retry import RetryPolicy
 from .stream import SourceStreamError, verified_chunks
-from ..fsutil import write_atomic
 
 REF_NAME = "org.opencontainers.image.ref.name"
 CHUNK = 1024 * 1024
@@ -32,6 +32,53 @@ CHUNK = 1024 * 1024
 
 def ref_name(repository: str, reference: str) -> str:
     return f"{repository}@{reference}" if reference.startswith("sha256:") else f"{repository}:{reference}"
+
+
+def split_ref_name(name: str) -> tuple[str, str]:
+    """(repository, tag or digest) of an index.json ref name written by ref_name()."""
+    if "@" in name:
+        repository, _, reference = name.partition("@")
+    else:
+        repository, _, reference = name.rpartition(":")
+    return repository, reference
+
+
+def fsync_dir(path: Path) -> None:
+    """Make the renames inside `path` durable: without it a power cut may forget a finished rename."""
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def commit_file(fh: IO[bytes], tmp: str | os.PathLike[str], path: Path, *, sync_dir: bool = True) -> None:
+    """Close the temporary file `fh` (written at `tmp`) and rename it to `path`, durably.
+
+    The data is fsync'ed before the rename, so a power cut never leaves a renamed but empty or
+    short file; the directory is fsync'ed after it (unless the caller batches that), so the new
+    name survives too."""
+    fh.flush()
+    os.fsync(fh.fileno())
+    fh.close()
+    os.replace(tmp, path)
+    if sync_dir:
+        fsync_dir(path.parent)
+
+
+def write_durable(path: Path, data: bytes) -> Path:
+    """Write `data` to `path` through a temporary file in the same directory, fsync'ed (commit_file)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        fh = os.fdopen(fd, "wb")
+        with fh:
+            fh.write(data)
+            commit_file(fh, tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
 
 
 class LayoutEndpoint:
@@ -46,7 +93,7 @@ class LayoutEndpoint:
         if create:
             (self.root / "blobs" / "sha256").mkdir(parents=True, exist_ok=True)
             if not (self.root / "oci-layout").exists():
-                write_atomic(self.root / "oci-layout", b'{"imageLayoutVersion":"1.0.0"}')
+                write_durable(self.root / "oci-layout", b'{"imageLayoutVersion":"1.0.0"}')
         elif not (self.root / "index.json").is_file():
             raise RegistryError(f"{self.root} is not an OCI image layout (no index.json)",
                                 hint="point --from at the directory a `mirror --to file://DIR` run wrote")
@@ -81,6 +128,27 @@ class LayoutEndpoint:
                     return entry
         return None
 
+    def blob_size(self, digest: str) -> int | None:
+        """The stored size of a blob, or None when this layout does not hold it."""
+        try:
+            return self.blob_path(digest).stat().st_size
+        except FileNotFoundError:
+            return None
+
+    @contextmanager
+    def open_stored(self, digest: str) -> Iterator[tuple[Iterator[bytes], int]]:
+        """(chunks, size) of a stored blob; FileNotFoundError when it is not held. Subclasses that
+        keep blobs elsewhere (tar archives) override this and blob_size, nothing else."""
+        with self.blob_path(digest).open("rb") as fh:
+            yield iter(lambda: fh.read(CHUNK), b""), os.fstat(fh.fileno()).st_size
+
+    def indexed_digest(self, repository: str, reference: str) -> str | None:
+        """The manifest digest `reference` names (itself for a digest), whether or not the blob is held."""
+        if reference.startswith("sha256:"):
+            return reference
+        entry = self._lookup(repository, reference)
+        return entry["digest"] if entry else None
+
     def get_manifest(self, repository: str, reference: str) -> Manifest:
         if reference.startswith("sha256:"):
             digest, media_type = reference, None
@@ -90,14 +158,17 @@ class LayoutEndpoint:
                 raise RegistryError(f"{self.label}: no image named {ref_name(repository, reference)}",
                                     hint="the disk copy is incomplete; rerun mirror-to-disk")
             digest, media_type = entry["digest"], entry.get("mediaType")
-        path = self.blob_path(digest)
-        if not path.is_file():
+        self.blob_path(digest)  # refuses a malformed digest before any lookup
+        try:
+            with self.open_stored(digest) as (chunks, _size):
+                data = b"".join(chunks)
+        except FileNotFoundError:
             raise RegistryError(f"{self.label}: manifest {digest} of {repository} is missing",
-                                hint="the disk copy is incomplete; rerun mirror-to-disk")
-        manifest = parse_manifest(path.read_bytes(), media_type, f"{self.label}:{ref_name(repository, reference)}")
+                                hint="the disk copy is incomplete; rerun mirror-to-disk") from None
+        manifest = parse_manifest(data, media_type, f"{self.label}:{ref_name(repository, reference)}")
         if manifest.digest != digest:
-            raise RegistryError(f"{self.label}: manifest file {path} does not match its digest {digest}",
-                                hint="the layout is damaged; delete that file and rerun mirror-to-disk")
+            raise RegistryError(f"{self.label}: the stored manifest {digest} does not match its digest",
+                                hint="the disk copy is damaged; delete that file and rerun mirror-to-disk")
         return manifest
 
     def repository_state(self, repository: str) -> str:
@@ -105,14 +176,14 @@ class LayoutEndpoint:
 
     def manifest_digest(self, repository: str, reference: str) -> str | None:
         if reference.startswith("sha256:"):
-            return reference if self.blob_path(reference).is_file() else None
+            return reference if self.blob_size(reference) is not None else None
         entry = self._lookup(repository, reference)
         return entry["digest"] if entry else None
 
     def put_manifest(self, repository: str, reference: str, manifest: Manifest) -> None:
         path = self.blob_path(manifest.digest)
         if not path.exists():
-            write_atomic(path, manifest.data)
+            write_durable(path, manifest.data)
         if reference.startswith("sha256:") and reference == manifest.digest:
             return  # a child of an index: reachable through its parent, no name of its own
         name = ref_name(repository, reference)
@@ -122,23 +193,20 @@ class LayoutEndpoint:
             manifests = [m for m in self._index["manifests"] if m.get("annotations", {}).get(REF_NAME) != name]
             manifests.append(entry)
             self._index["manifests"] = manifests
-            write_atomic(self.root / "index.json", json.dumps(self._index, indent=1).encode())
+            write_durable(self.root / "index.json", json.dumps(self._index, indent=1).encode())
 
     @contextmanager
     def open_blob(self, repository: str, desc: Descriptor) -> Iterator[tuple[Iterator[bytes], int | None]]:
-        path = self.blob_path(desc.digest)
-        try:
-            fh = path.open("rb")
-        except FileNotFoundError:
+        if self.blob_size(desc.digest) is None:
             raise RegistryError(f"{self.label}: blob {desc.digest} of {repository} is missing",
-                                hint="the disk copy is incomplete; rerun mirror-to-disk") from None
-        with fh:
-            yield iter(lambda: fh.read(CHUNK), b""), path.stat().st_size
+                                hint="the disk copy is incomplete; rerun mirror-to-disk")
+        with self.open_stored(desc.digest) as (chunks, size):
+            yield chunks, size
 
     def ensure_blob(self, repository: str, desc: Descriptor, opener: BlobOpener, origin: str,
                     on_bytes: Callable[[int], None] | None = None, assume_absent: bool = False) -> BlobOutcome:
         path = self.blob_path(desc.digest)
-        if path.is_file() and path.stat().st_size == desc.size:
+        if self.blob_size(desc.digest) == desc.size:
             return "present"
         attempt = 0
         while True:
@@ -164,10 +232,11 @@ class LayoutEndpoint:
                 on_bytes(n)
         fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name[:16]}.", suffix=".part")
         try:
-            with os.fdopen(fd, "wb") as out, opener() as (chunks, _size):
-                for chunk in verified_chunks(chunks, desc, origin, count):
-                    out.write(chunk)
-            os.replace(tmp, path)
+            with os.fdopen(fd, "wb") as out:
+                with opener() as (chunks, _size):
+                    for chunk in verified_chunks(chunks, desc, origin, count):
+                        out.write(chunk)
+                commit_file(out, tmp, path)
         except BaseException:
             Path(tmp).unlink(missing_ok=True)
             if on_bytes and written:
