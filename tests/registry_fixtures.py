@@ -2,7 +2,8 @@
 
 Each server listens on 127.0.0.1 on a free port with filesystem storage under the test's tmp dir,
 and is stopped by PID when the test ends. Variants: htpasswd basic auth (bcrypt), a self-signed TLS
-certificate, both. `RegistryServer.kill()` / `.restart()` keep the port and the storage, for
+certificate, both, and bearer-token auth against tests/token_server.py (`token=`, the
+`token_registry` fixture). `RegistryServer.kill()` / `.restart()` keep the port and the storage, for
 "registry died mid-copy" tests. `FaultProxy` is the one fake: a forwarding proxy in front of a real
 registry that injects faults a real registry cannot produce on demand (5xx, 429, resets).
 """
@@ -28,6 +29,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import require_tool
+from tests.token_server import SigningKey, TokenServer
 
 REGISTRY_BIN = "/usr/bin/docker-registry"
 USER, PASSWORD = "testuser", "testpass"
@@ -46,6 +48,17 @@ class TlsFiles:
     cert_dir: Path  # holds ca.crt, the form containers/image and edgebuild's --cert-dir want
 
 
+@dataclass(frozen=True)
+class TokenAuth:
+    """The registry side of bearer-token auth: where clients get tokens, and what the registry checks
+    in them (`aud` = service, `iss` = issuer, signature chained to the rootcertbundle)."""
+
+    realm: str
+    service: str
+    issuer: str
+    rootcertbundle: Path
+
+
 @dataclass
 class RegistryServer:
     """One docker-registry process; `host` is 127.0.0.1:PORT."""
@@ -55,6 +68,7 @@ class RegistryServer:
     htpasswd: Path | None = None
     tls: TlsFiles | None = None
     proc: subprocess.Popen | None = None
+    token: TokenAuth | None = None  # bearer-token auth instead of htpasswd
 
     @property
     def host(self) -> str:
@@ -80,8 +94,14 @@ class RegistryServer:
         }
         if self.tls:
             config["http"]["tls"] = {"certificate": str(self.tls.cert), "key": str(self.tls.key)}
+        if self.htpasswd and self.token:
+            raise ValueError("a registry has one auth method: htpasswd or token, not both")
         if self.htpasswd:
             config["auth"] = {"htpasswd": {"realm": "basic-realm", "path": str(self.htpasswd)}}
+        if self.token:
+            config["auth"] = {"token": {"realm": self.token.realm, "service": self.token.service,
+                                        "issuer": self.token.issuer,
+                                        "rootcertbundle": str(self.token.rootcertbundle)}}
         path = self.root / "config.yml"
         self.root.mkdir(parents=True, exist_ok=True)
         path.write_text(json.dumps(config))  # JSON is YAML
@@ -162,12 +182,14 @@ RegistryFactory = Callable[..., RegistryServer]
 
 @pytest.fixture
 def registry_factory(tmp_path: Path, tls_files: TlsFiles, htpasswd_file: Path) -> Iterator[RegistryFactory]:
-    """make(name, auth=False, tls=False) -> a started RegistryServer; all are stopped at teardown."""
+    """make(name, auth=False, tls=False, token=None) -> a started RegistryServer; all are stopped at
+    teardown. `token` (a TokenAuth) selects bearer-token auth instead of htpasswd."""
     started: list[RegistryServer] = []
 
-    def make(name: str = "reg", *, auth: bool = False, tls: bool = False) -> RegistryServer:
+    def make(name: str = "reg", *, auth: bool = False, tls: bool = False,
+             token: TokenAuth | None = None) -> RegistryServer:
         server = RegistryServer(tmp_path / f"registry-{name}", htpasswd=htpasswd_file if auth else None,
-                                tls=tls_files if tls else None)
+                                tls=tls_files if tls else None, token=token)
         started.append(server)
         return server.start()
 
@@ -184,6 +206,34 @@ def registry(registry_factory: RegistryFactory) -> RegistryServer:
 @pytest.fixture
 def registry2(registry_factory: RegistryFactory) -> RegistryServer:
     return registry_factory("dst")
+
+
+@pytest.fixture(scope="session")
+def token_signing_key(tmp_path_factory: pytest.TempPathFactory) -> SigningKey:
+    """The token issuer's RSA key and self-signed certificate (made with openssl)."""
+    require_tool("openssl")
+    return SigningKey.create(tmp_path_factory.mktemp("token-issuer"))
+
+
+@pytest.fixture
+def token_issuer(token_signing_key: SigningKey) -> Iterator[TokenServer]:
+    """A started token issuer (tests/token_server.py) knowing testuser/testpass; stopped at teardown."""
+    issuer = TokenServer(token_signing_key, {USER: PASSWORD}).start()
+    try:
+        yield issuer
+    finally:
+        issuer.stop()
+
+
+def token_auth_for(issuer: TokenServer) -> TokenAuth:
+    return TokenAuth(issuer.realm, issuer.service, issuer.issuer, issuer.signing.cert)
+
+
+@pytest.fixture
+def token_registry(registry_factory: RegistryFactory, token_issuer: TokenServer) -> RegistryServer:
+    """A real docker-registry with bearer-token auth whose realm is `token_issuer`."""
+    require_tool("docker-registry")
+    return registry_factory("token", token=token_auth_for(token_issuer))
 
 
 def write_authfile(path: Path, entries: dict[str, tuple[str, str]]) -> Path:
@@ -349,9 +399,10 @@ def fault_proxy_factory() -> Iterator[Callable[[RegistryServer], FaultProxy]]:
         proxy.stop()
 
 
-__all__ = ["RegistryServer", "FaultProxy", "FaultRule", "TlsFiles", "USER", "PASSWORD", "free_port",
+__all__ = ["RegistryServer", "FaultProxy", "FaultRule", "TlsFiles", "TokenAuth", "USER", "PASSWORD", "free_port",
            "write_authfile", "tls_files", "htpasswd_file", "registry_factory", "registry", "registry2",
-           "isolated_auth_env", "fault_proxy_factory"]
+           "isolated_auth_env", "fault_proxy_factory", "token_signing_key", "token_issuer", "token_auth_for",
+           "token_registry"]
 
 
 @pytest.fixture(scope="module")
