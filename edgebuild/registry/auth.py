@@ -7,6 +7,10 @@ the most specific key wins (`host/ns/repo`, then `host/ns`, then `host`), and le
 `https://index.docker.io/v1/` are normalised. A file's `credHelpers[host]` wins for that host, and its
 `credsStore` answers for hosts the file has no entry for (`docker-credential-<name> get`). Secrets are
 never put in messages or reprs.
+
+Identity tokens (OAuth2 refresh tokens that `docker login` stores instead of a password) come from an
+entry's `identitytoken` or from a helper answering Username `<token>`; the client trades them for
+access tokens at the registry's token realm (client.py), the way docker and containers/image do.
 """
 
 from __future__ import annotations
@@ -24,14 +28,35 @@ from pathlib import Path
 from ..errors import RegistryError
 
 
+IDENTITY_TOKEN_USER = "<token>"  # what credential helpers answer as Username for an identity token
+
+
 @dataclass(frozen=True, slots=True)
 class Credentials:
+    """A username and password, or an identity (refresh) token; `origin` names where they came from."""
+
     username: str
     password: str = field(repr=False)
-    origin: str = ""  # the file they came from, for messages
+    origin: str = ""  # the file (or helper) they came from, for messages
+    identity_token: str = field(default="", repr=False)  # an OAuth2 refresh token; wins over the password
 
     def __repr__(self) -> str:  # never show the secret, even in a traceback
-        return f"Credentials(username={self.username!r}, origin={self.origin!r})"
+        kind = ", identity token" if self.identity_token else ""
+        return f"Credentials(username={self.username!r}, origin={self.origin!r}{kind})"
+
+    __str__ = __repr__
+
+    @property
+    def is_identity_token(self) -> bool:
+        return bool(self.identity_token)
+
+    @property
+    def who(self) -> str:
+        """How messages name these credentials (never the secret)."""
+        source = f" from {self.origin}" if self.origin else ""
+        if self.identity_token:
+            return f"the identity token{source}"
+        return f"the credentials of user {self.username!r}{source}"
 
 
 def auth_file_candidates(authfile: str | os.PathLike[str] | None = None,
@@ -131,14 +156,24 @@ def credentials_from_helper(helper: str, registry: str, path: Path) -> Credentia
     except (ValueError, KeyError, TypeError):
         raise RegistryError(f"credential helper docker-credential-{helper} gave an answer that is not "
                             '{"Username": …, "Secret": …}') from None
-    if username == "<token>":
-        raise RegistryError(f"credential helper docker-credential-{helper} returned an identity token for "
-                            f"{registry}; identity tokens are not supported",
-                            hint="log in with a username and password or a robot account")
-    return Credentials(username, secret, f"docker-credential-{helper}")
+    origin = f"docker-credential-{helper} (named by {path})"
+    if username == IDENTITY_TOKEN_USER:
+        return Credentials(username, "", origin, identity_token=secret) if secret else None
+    return Credentials(username, secret, origin)
 
 
 def _decode_entry(entry: dict, key: str, path: Path) -> Credentials | None:
+    """An `auths` entry: base64 `auth` or username/password; an `identitytoken` wins over a password
+    (the `auth` then only names the user, often with an empty password)."""
+    token = entry.get("identitytoken")
+    if isinstance(token, str) and token:
+        user = ""
+        if isinstance(entry.get("auth"), str):
+            try:
+                user = base64.b64decode(entry["auth"], validate=True).decode("utf-8").partition(":")[0]
+            except (binascii.Error, UnicodeDecodeError, ValueError):
+                user = ""  # the token is what counts; a damaged `auth` only loses the user name
+        return Credentials(user or IDENTITY_TOKEN_USER, "", str(path), identity_token=token)
     if entry.get("auth"):
         try:
             decoded = base64.b64decode(entry["auth"], validate=True).decode("utf-8")

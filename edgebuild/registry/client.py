@@ -18,7 +18,7 @@ import re
 import ssl
 import threading
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from urllib.parse import quote, urljoin
@@ -105,6 +105,7 @@ class RegistryClient:
         self._base: str | None = None
         self._challenge: Challenge | None = None
         self._tokens: dict[tuple[str, ...], tuple[str, float]] = {}
+        self._token_locks: dict[tuple[str, ...], threading.Lock] = {}  # one token request per scope at a time
 
     # -------------------------------------------------------------------------------- plumbing
 
@@ -193,9 +194,20 @@ class RegistryClient:
     def _auth_failed(self, what: str, creds: Credentials | None) -> RegistryError:
         if creds is None:
             return self._no_credentials(what)
-        return RegistryError(f"registry {self.registry} rejected the credentials of user {creds.username!r} "
-                             f"(from {creds.origin or 'the caller'}) for {what}",
+        if creds.is_identity_token:
+            return RegistryError(f"registry {self.registry} rejected {creds.who} for {what}",
+                                 hint=f"the token may be expired or revoked: log in again with "
+                                      f"`podman login {self.registry}` (or `docker login`)")
+        return RegistryError(f"registry {self.registry} rejected {creds.who} for {what}",
                              hint=f"check the password: `podman login {self.registry}` updates the auth file")
+
+    def _scope_denied(self, what: str, creds: Credentials | None, scopes: tuple[str, ...]) -> RegistryError:
+        """A token was issued but the registry still wants more access: the account lacks the rights."""
+        who = creds.who if creds else "anonymous access"
+        return RegistryError(f"registry {self.registry}: {what}: the token service did not grant {who} "
+                             f"the access it needs ({' '.join(scopes) or 'registry access'})",
+                             hint="the account lacks permission for this repository; ask the registry admin "
+                                  "for pull/push rights")
 
     def _authorization(self, repository: str | None, scopes: tuple[str, ...], what: str) -> str | None:
         challenge = self._challenge
@@ -205,6 +217,13 @@ class RegistryClient:
         if challenge.scheme == "basic":
             if creds is None:
                 raise self._no_credentials(what)
+            if creds.is_identity_token:
+                # A refresh token is only good at a token service; sending it as a password would fail
+                # with a misleading "wrong password", and would hand the secret to the wrong party.
+                raise RegistryError(f"registry {self.registry} asks for Basic authentication, but {creds.who} "
+                                    f"is an identity token, which only works with bearer-token registries",
+                                    hint=f"log in with a username and password: `podman login {self.registry}` "
+                                         f"(updates {creds.origin or 'the auth file'})")
             raw = f"{creds.username}:{creds.password}".encode()
             return "Basic " + base64.b64encode(raw).decode()
         if challenge.scheme == "bearer":
@@ -213,23 +232,73 @@ class RegistryClient:
                             hint="edgebuild supports Basic and Bearer token authentication")
 
     def _token(self, scopes: tuple[str, ...], creds: Credentials | None, what: str) -> str:
-        """A bearer token for `scopes`, from the cache while it is valid, else from the realm."""
-        now = time.monotonic()
+        """A bearer token for `scopes`, from the cache while it is valid, else from the realm.
+
+        One request per scope at a time: the copy threads that need the same scope wait for the first
+        one's token instead of each asking the token service."""
         cached = self._tokens.get(scopes)
-        if cached and cached[1] > now:
+        if cached and cached[1] > time.monotonic():
             return cached[0]
-        assert self._challenge is not None
-        realm = self._challenge.params.get("realm")
+        with self._lock:
+            lock = self._token_locks.setdefault(scopes, threading.Lock())
+        with lock:
+            cached = self._tokens.get(scopes)
+            if cached and cached[1] > time.monotonic():
+                return cached[0]
+            token, valid_until = self._fetch_token(scopes, creds, what)
+            self._tokens[scopes] = (token, valid_until)
+            return token
+
+    def _fetch_token(self, scopes: tuple[str, ...], creds: Credentials | None, what: str) -> tuple[str, float]:
+        """Ask the realm: the docker token protocol (GET, Basic credentials) for a password, OAuth2
+        (POST grant_type=refresh_token) for an identity token, as docker and containers/image do."""
+        challenge = self._challenge
+        assert challenge is not None
+        realm = challenge.params.get("realm")
         if not realm:
             raise RegistryError(f"registry {self.registry}: bearer challenge without a realm")
-        params: list[tuple[str, str]] = []
-        if self._challenge.params.get("service"):
-            params.append(("service", self._challenge.params["service"]))
-        params += [("scope", s) for s in scopes]
-        auth = (creds.username, creds.password) if creds else None
+        service = challenge.params.get("service")
+        started = time.monotonic()
+        if creds is not None and creds.is_identity_token:
+            form = {"grant_type": "refresh_token", "refresh_token": creds.identity_token, "client_id": "edgebuild"}
+            if service:
+                form["service"] = service
+            if scopes:
+                form["scope"] = " ".join(scopes)  # one space-separated list, as the OAuth2 spec has it
+            response = self._token_call(realm, lambda: self._http.post(realm, data=form))
+        else:
+            params: list[tuple[str, str]] = [("service", service)] if service else []
+            params += [("scope", s) for s in scopes]
+            auth = (creds.username, creds.password) if creds else None
+            response = self._token_call(realm, lambda: self._http.get(realm, params=params, auth=auth))
+        status = response.status_code
+        if status in (401, 403) or (status == 400 and creds is not None and creds.is_identity_token
+                                    and "invalid_grant" in response.text):
+            raise self._auth_failed(what, creds)
+        if status in (404, 405) and creds is not None and creds.is_identity_token:
+            raise RegistryError(f"registry {self.registry}: token service {realm} does not take OAuth2 token "
+                                f"requests (POST answered HTTP {status}), which {creds.who} needs",
+                                hint=f"log in with a username and password: `podman login {self.registry}`")
+        if status != 200:
+            raise RegistryError(f"registry {self.registry}: token service {realm} answered HTTP "
+                                f"{status}: {registry_error_text(response)}")
+        try:
+            body = response.json()
+            token = body.get("token") or body.get("access_token")
+            lifetime = float(body.get("expires_in") or 60)  # the token spec's default
+        except (ValueError, AttributeError, TypeError):
+            token, lifetime = None, 0.0
+        if not token or not isinstance(token, str):
+            raise RegistryError(f"registry {self.registry}: token service {realm} returned no token")
+        # Counted from before the request, so never later than the issuer's own clock says; renewed a
+        # little early (a tenth, at most 10 s) so a token does not die between check and use.
+        return token, started + lifetime - min(10.0, lifetime / 10)
+
+    def _token_call(self, realm: str, call: Callable[[], httpx.Response]) -> httpx.Response:
+        """One token-service call, retried on connection trouble and retryable statuses."""
         for attempt in range(self.retry.attempts):
             try:
-                response = self._http.get(realm, params=params, auth=auth)
+                response = call()
             except httpx.TransportError as exc:
                 if attempt + 1 < self.retry.attempts:
                     self.retry.sleep(attempt)
@@ -238,19 +307,8 @@ class RegistryClient:
             if response.status_code in RETRYABLE_STATUS and attempt + 1 < self.retry.attempts:
                 self.retry.sleep(attempt, parse_retry_after(response.headers.get("Retry-After")))
                 continue
-            break
-        if response.status_code in (401, 403):
-            raise self._auth_failed(what, creds)
-        if response.status_code != 200:
-            raise RegistryError(f"registry {self.registry}: token service {realm} answered HTTP "
-                                f"{response.status_code}: {registry_error_text(response)}")
-        body = response.json()
-        token = body.get("token") or body.get("access_token")
-        if not token:
-            raise RegistryError(f"registry {self.registry}: token service {realm} returned no token")
-        lifetime = float(body.get("expires_in") or 60)
-        self._tokens[scopes] = (token, now + max(10.0, lifetime - 10.0))
-        return token
+            return response
+        raise AssertionError("unreachable: the last attempt returns or raises")
 
     def request(self, method: str, path: str, *, repository: str | None, what: str, push: bool = False,
                 mount_from: str | None = None, headers: dict[str, str] | None = None,
@@ -300,7 +358,11 @@ class RegistryClient:
                 auth_retried = True
                 continue
             if response.status_code == 401:
+                challenge = parse_challenge(response.headers.get("WWW-Authenticate", ""))
                 response.close()
+                if (challenge is not None and challenge.scheme == "bearer"
+                        and challenge.params.get("error") == "insufficient_scope"):
+                    raise self._scope_denied(what, self.credentials(repository), scopes)
                 raise self._auth_failed(what, self.credentials(repository))
             if response.status_code in RETRYABLE_STATUS and replayable and attempt + 1 < self.retry.attempts:
                 retry_after = parse_retry_after(response.headers.get("Retry-After"))
@@ -359,7 +421,16 @@ class RegistryClient:
 
     def _status_error(self, status: int, body: bytes, what: str, hint: str | None = None) -> RegistryError:
         if status == 401:
-            return self._auth_failed(what, None)
+            if self._challenge is not None and self._challenge.scheme == "bearer":
+                # Only a streamed upload gets here: its token died on the way (expired early, or the
+                # issuer's clock is off). Forget the tokens; the engine retries the blob with a new one.
+                self._tokens.clear()
+                error = RegistryError(f"registry {self.registry}: {what}: the registry refused the bearer "
+                                      "token (HTTP 401)", hint="rerun; if it persists check the token service "
+                                      "and the clocks of registry and token service")
+                error.transient = True  # type: ignore[attr-defined]
+                return error
+            return self._auth_failed(what, self.credentials(None))
         if hint is None:
             hint = {403: "the account lacks permission for this repository; ask the registry admin for push/pull rights",
                     404: "check the repository and reference exist in the registry"}.get(
