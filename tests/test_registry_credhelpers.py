@@ -78,3 +78,17 @@ def test_missing_helper_is_a_clear_error(isolated_auth_env, tmp_path: Path, monk
     authfile.write_text(json.dumps({"credHelpers": {"quay.io": "ecr-login"}}))
     with pytest.raises(RegistryError, match="docker-credential-ecr-login is not on PATH"):
         find_credentials("quay.io", authfile=authfile)
+
+
+def test_helper_identity_token_is_kept_and_never_shown(helper_on_path, tmp_path: Path):
+    """Username "<token>" is the helper protocol's mark for an identity token (docker, containers/image):
+    it becomes a refresh token for the token service, not a password, and stays out of every text."""
+    secret = "rt-helper-secret-42"
+    helper_on_path("idtok", "registry.example.com", user="<token>", secret=secret)
+    authfile = tmp_path / "auth.json"
+    authfile.write_text(json.dumps({"credHelpers": {"registry.example.com": "idtok"}}))
+    creds = find_credentials("registry.example.com", authfile=authfile)
+    assert creds.is_identity_token and creds.identity_token == secret and creds.password == ""
+    assert "docker-credential-idtok" in creds.origin and str(authfile) in creds.origin
+    for text in (repr(creds), str(creds), creds.who, f"{creds!r}"):
+        assert secret not in text
