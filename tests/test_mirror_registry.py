@@ -12,7 +12,7 @@ from edgebuild.plan import Plan, PlanImage
 from edgebuild.reference import MirrorTarget
 from edgebuild.registry.manifest import OCI_INDEX, sha256_digest
 from edgebuild.registry.mirror import MirrorOptions, dry_run, mirror_to_registry
-from tests.registry_fixtures import PASSWORD, USER, write_authfile
+from tests.registry_fixtures import PASSWORD, USER, FaultRule, write_authfile
 from tests.registry_images import Layout, inspect_raw, make_layer, multiarch_image, push, simple_image, verify_pull
 
 pytestmark = pytest.mark.usefixtures("isolated_auth_env")
@@ -168,3 +168,34 @@ def test_blob_lookups_skipped_only_in_repositories_that_do_not_exist(registry, r
     heads = [s for m, p, s, _ in proxy.log if m == "HEAD" and "/blobs/" in p]
     assert 200 in heads and report.blobs["present"] == 1  # the shared base layer was found, not sent again
     assert inspect_raw(f"{registry2.host}/r/app:v2") == inspect_raw(f"{registry.host}/r/app:v2")
+
+
+def test_new_destination_is_listed_once_instead_of_asked_per_repository(registry, registry2, tmp_path: Path,
+                                                                         fault_proxy_factory) -> None:
+    """One repository listing tells a fresh destination holds none of the repositories; a warm run
+    still checks each repository's tags; a registry that will not list is asked per repository."""
+    layout = Layout(tmp_path / "layout")
+    sources = []
+    for name in ("a", "b", "c"):
+        simple_image(layout, name, (5_000 + len(name),))
+        push(layout, name, f"{registry.host}/list/{name}:v1")
+        sources.append(f"{registry.host}/list/{name}:v1")
+    proxy = fault_proxy_factory(registry2)
+    opts = MirrorOptions(src_tls_verify=False, dest_tls_verify=False, quiet=True)
+    mirror_to_registry(make_plan(sources), f"docker://{proxy.host}", opts)
+    requests = [(m, p.split("?")[0]) for m, p, s, _ in proxy.log]
+    assert requests.count(("GET", "/v2/_catalog")) == 1
+    assert not [p for m, p in requests if p.endswith("/tags/list")]
+    proxy.log.clear()
+    report = mirror_to_registry(make_plan(sources), f"docker://{proxy.host}", opts)
+    assert len(report.present) == 3
+    assert len([p for m, p, s, _ in proxy.log if p.endswith("/tags/list")]) == 3
+    # a registry that does not offer the listing (disabled, or no catalog scope) is asked per repository
+    unlisted = fault_proxy_factory(registry)
+    unlisted.add(FaultRule("GET", r"^/v2/_catalog", "status", times=10, status=404))
+    report = mirror_to_registry(make_plan(sources), f"docker://{unlisted.host}/elsewhere", opts)
+    assert len(report.copied) == 3
+    assert len([p for m, p, s, _ in unlisted.log if p.endswith("/tags/list")]) == 3
+    for source in sources:
+        copy = source.replace("/list/", "/elsewhere/list/")
+        assert inspect_raw(copy) == inspect_raw(source)

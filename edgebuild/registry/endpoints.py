@@ -8,16 +8,23 @@ registry that already has it, and only then uploads.
 
 from __future__ import annotations
 
+import json
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager
 from typing import Literal, Protocol
+from urllib.parse import quote
 
-from ..errors import RegistryError
+from ..errors import EdgebuildError, RegistryError
 from .client import RegistryClient
 from .manifest import Descriptor, Manifest
 from .retry import RetryPolicy
 from .stream import DigestMismatch, SourceStreamError, verified_chunks
+
+# The repository list is read once per run when it is short; a registry with more repositories
+# than this is asked per repository instead (each listing page walks its whole storage).
+LISTING_PAGE = 1000
+LISTING_MAX_PAGES = 3
 
 BlobOpener = Callable[[], AbstractContextManager[tuple[Iterator[bytes], int | None]]]
 BlobOutcome = Literal["present", "mounted", "copied"]
@@ -61,6 +68,8 @@ class RegistryEndpoint:
         self._known: dict[str, set[str]] = {}
         self._lock = threading.Lock()
         self._touched: set[str] = set()
+        self._listing_lock = threading.Lock()
+        self._listing: set[str] | None | bool = False  # False: not read yet; None: not available
 
     def _remember(self, digest: str, repository: str) -> None:
         with self._lock:
@@ -75,13 +84,44 @@ class RegistryEndpoint:
         return self.client.get_manifest(repository, reference)
 
     def repository_state(self, repository: str) -> RepositoryState:
-        """Whether `repository` exists and its tags, from tags/list (one cheap read per image; the
-        repository list, GET /v2/_catalog, would be one request but walks the whole storage of a
-        big registry)."""
+        """Whether `repository` exists and its tags.
+
+        One repository listing (GET /v2/_catalog) answers "absent" for every repository of a run
+        that goes to a new place, saving one tags/list per image; repositories it names, and every
+        repository when the registry will not list (auth scope, disabled, too many), get tags/list."""
         with self._lock:
             touched = repository in self._touched
+        listing = self._repository_listing()
+        if listing is not None and repository not in listing and not touched:
+            return "absent"
         tags = self.client.repository_tags(repository)
         return "absent" if tags is None and not touched else (tags if tags is not None else "exists")
+
+    def _repository_listing(self) -> set[str] | None:
+        with self._listing_lock:
+            if self._listing is False:
+                self._listing = self._read_listing()
+            return self._listing  # type: ignore[return-value]
+
+    def _read_listing(self) -> set[str] | None:
+        names: set[str] = set()
+        last = ""
+        for _ in range(LISTING_MAX_PAGES):
+            query = f"?n={LISTING_PAGE}" + (f"&last={quote(last, safe='')}" if last else "")
+            try:
+                response = self.client.request("GET", f"/v2/_catalog{query}", repository=None,
+                                               what="list repositories")
+                page = json.loads(response.content) if response.status_code == 200 else None
+            except (EdgebuildError, ValueError):
+                return None
+            batch = page.get("repositories") if isinstance(page, dict) else None
+            if not isinstance(batch, list) or not all(isinstance(n, str) for n in batch):
+                return None
+            names.update(batch)
+            if len(batch) < LISTING_PAGE or "link" not in {k.lower() for k in response.headers}:
+                return names
+            last = batch[-1]
+        return None
 
     def manifest_digest(self, repository: str, reference: str) -> str | None:
         return self.client.head_manifest(repository, reference)

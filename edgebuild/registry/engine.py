@@ -1,23 +1,34 @@
 """The copy engine: moves a set of images between endpoints, concurrently and at most once per blob.
 
-Two thread pools: images (manifest work, cheap, many at once so small images overlap their
-round trips) and blobs (byte transfers, bounded by `parallel`). A blob needed by several images
-is transferred once per destination: the first request uploads it, later ones wait for that
-upload and then find it (same repository) or mount it (another repository). Children of an index
-are pushed before the index, blobs before their manifest, and the tag last, so a failure never
-leaves a tag pointing at something incomplete.
+Work runs on two small priority pools. The blob pool, bounded by `parallel`, moves the bytes of
+big blobs, biggest first (one 300 MB layer started last would otherwise run alone at the end).
+The image pool does everything that is a round trip rather than a transfer: it inspects images
+(source manifest, is it already at the destination?), sends small blobs, mounts blobs another
+repository already holds, and finishes images (children, then the index or manifest, then the
+tag). Mounts and finishing come first there, then small blobs, then inspecting more images, so
+images complete steadily while the rest are still being looked at, and no transfer slot waits on
+a request that moves no bytes.
+
+An image waits for nothing while its blobs move: the last blob to arrive hands the image back to
+the image pool. A blob needed by several images is transferred once per destination: the first
+request uploads it, later ones wait for that upload and then find it (same repository) or mount
+it (another repository). Children of an index are pushed before the index, blobs before their
+manifest, and the tag last, so a failure never leaves a tag pointing at something incomplete.
 
 Each blob is looked up before it is sent (HEAD), except small blobs going to a repository the
-destination reports as absent (tags/list answers 404): there the lookup
-cannot succeed, and a wrong guess only sends a small blob twice.
+destination reports as absent (tags/list answers 404): there the lookup cannot succeed, and a
+wrong guess only sends a small blob twice.
 """
 
 from __future__ import annotations
 
+import heapq
+import itertools
 import threading
-from concurrent.futures import Future, ThreadPoolExecutor
+from collections.abc import Callable
+from concurrent.futures import CancelledError, Future
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Any, Literal
 
 from ..errors import EdgebuildError, RegistryError
 from .endpoints import Endpoint
@@ -27,6 +38,12 @@ from .progress import Progress
 # In a repository the destination says does not exist, blobs up to this size are sent without
 # asking first: one HEAD costs the registry about what receiving a small blob again would.
 SMALL_BLOB = 1024 * 1024
+
+# Image pool priorities: lower runs first, first come first served among equals.
+_MOUNT = (0, 0)
+_FINISH_IMAGE = (0, 0)
+_SMALL_BLOB = (0, 1)
+_INSPECT_IMAGE = (1, 0)
 
 
 @dataclass(slots=True)
@@ -55,6 +72,72 @@ class CopyResult:
     blobs: dict[str, int] = field(default_factory=dict)
 
 
+@dataclass(slots=True)
+class _Inspected:
+    """An image known to be missing at the destination: what to push once its blobs are there."""
+
+    source_digest: str
+    top: Manifest
+    children: list[Manifest]
+    dst_ref: str
+    blobs: list[Future] = field(default_factory=list)
+
+
+class PriorityPool:
+    """`workers` threads serving one queue, lowest priority value first, FIFO among equals.
+
+    A ThreadPoolExecutor runs work strictly in submission order; the copy needs to run the work
+    that shortens the whole run first (see the module docstring)."""
+
+    def __init__(self, workers: int, name: str) -> None:
+        self._heap: list[tuple[tuple[int, int], int, Future, Callable[..., Any], tuple[Any, ...]]] = []
+        self._cond = threading.Condition()
+        self._order = itertools.count()
+        self._closed = False
+        self._threads = [threading.Thread(target=self._serve, name=f"{name}_{n}", daemon=True)
+                         for n in range(max(1, workers))]
+        for thread in self._threads:
+            thread.start()
+
+    def submit(self, priority: tuple[int, int], fn: Callable[..., Any], *args: Any) -> Future:
+        future: Future = Future()
+        with self._cond:
+            if self._closed:
+                raise RuntimeError("pool is shut down")
+            heapq.heappush(self._heap, (priority, next(self._order), future, fn, args))
+            self._cond.notify()
+        return future
+
+    def _serve(self) -> None:
+        while True:
+            with self._cond:
+                while not self._heap and not self._closed:
+                    self._cond.wait()
+                if not self._heap:
+                    return
+                _, _, future, fn, args = heapq.heappop(self._heap)
+            if not future.set_running_or_notify_cancel():
+                continue
+            try:
+                future.set_result(fn(*args))
+            except BaseException as exc:  # noqa: BLE001 - handed to whoever waits on the future
+                future.set_exception(exc)
+
+    def shutdown(self, cancel: bool = False) -> None:
+        """Stop taking work; with `cancel`, drop what has not started. Waits for running work."""
+        with self._cond:
+            self._closed = True
+            dropped = [item[2] for item in self._heap] if cancel else []
+            if cancel:
+                self._heap.clear()
+            self._cond.notify_all()
+        for future in dropped:
+            future.cancel()
+        for thread in self._threads:
+            if thread is not threading.current_thread():
+                thread.join()
+
+
 class CopyEngine:
     def __init__(self, progress: Progress, *, parallel: int = 4, image_parallel: int | None = None,
                  arch: str | None = None) -> None:
@@ -64,40 +147,57 @@ class CopyEngine:
         self.arch = arch
         self._first: dict[tuple[int, str], Future] = {}
         self._lock = threading.Lock()
-        self._blob_pool: ThreadPoolExecutor | None = None
+        self._blobs: PriorityPool | None = None
+        self._images: PriorityPool | None = None
         self._stop = threading.Event()
 
     def run(self, jobs: list[CopyJob]) -> list[CopyResult]:
         """Copy every job; failures are collected per image, never stop the others."""
-        blob_pool = ThreadPoolExecutor(self.parallel, thread_name_prefix="blob")
-        image_pool = ThreadPoolExecutor(self.image_parallel, thread_name_prefix="image")
-        self._blob_pool = blob_pool
+        self._images = PriorityPool(self.image_parallel, "image")
+        self._blobs = PriorityPool(self.parallel, "blob")
+        finals: list[Future] = [Future() for _ in jobs]
         try:
-            futures = [image_pool.submit(self._copy_image_safely, job) for job in jobs]
-            return [f.result() for f in futures]
+            for job, final in zip(jobs, finals):
+                self._images.submit(_INSPECT_IMAGE, self._start, job, final)
+            return [final.result() for final in finals]
         except BaseException:
             # Ctrl-C or a bug: drop queued work; only transfers already running finish (at most `parallel`)
             self._stop.set()
-            image_pool.shutdown(wait=False, cancel_futures=True)
-            blob_pool.shutdown(wait=False, cancel_futures=True)
+            self._images.shutdown(cancel=True)
+            self._blobs.shutdown(cancel=True)
             raise
         finally:
-            image_pool.shutdown(wait=True)
-            blob_pool.shutdown(wait=True)
+            self._images.shutdown()
+            self._blobs.shutdown()
 
-    def _copy_image_safely(self, job: CopyJob) -> CopyResult:
+    # ------------------------------------------------------------------ one image, in three steps
+
+    def _start(self, job: CopyJob, final: Future) -> None:
+        """Inspect the image; if it must be copied, queue its blobs and arrange for `_finish`."""
         try:
-            result = self._copy_image(job)
-        except EdgebuildError as exc:
-            result = CopyResult(job.key, "failed", error=exc)
-        except Exception as exc:  # noqa: BLE001 - an unexpected failure still fails only this image
-            result = CopyResult(job.key, "failed", error=RegistryError(
-                f"{job.key}: unexpected {type(exc).__name__}: {exc}"))
-        self.progress.image_finished(job.label_src or job.key, job.label_dst, result.status,
-                                     str(result.error).splitlines()[0] if result.error else "")
-        return result
+            outcome = self._inspect(job)
+        except Exception as exc:  # noqa: BLE001 - fails only this image
+            self._conclude(job, final, self._failure(job, exc))
+            return
+        if isinstance(outcome, CopyResult):
+            self._conclude(job, final, outcome)
+            return
+        waiting = len(outcome.blobs)
+        count_lock = threading.Lock()
 
-    def _copy_image(self, job: CopyJob) -> CopyResult:
+        def blob_done(_: Future) -> None:
+            nonlocal waiting
+            with count_lock:
+                waiting -= 1
+                last = waiting == 0
+            if last:
+                self._queue_finish(job, outcome, final)
+        if not outcome.blobs:
+            self._queue_finish(job, outcome, final)
+        for future in outcome.blobs:
+            future.add_done_callback(blob_done)
+
+    def _inspect(self, job: CopyJob) -> CopyResult | _Inspected:
         if self._stop.is_set():
             raise RegistryError(f"{job.label_src}: not copied, the run was interrupted")
         top = job.src.get_manifest(job.src_repo, job.src_ref)
@@ -113,50 +213,83 @@ class CopyEngine:
         maybe_present = not absent and (not isinstance(state, set) or dst_ref.startswith("sha256:") or dst_ref in state)
         if maybe_present and job.dst.manifest_digest(job.dst_repo, dst_ref) == top.digest:
             return CopyResult(job.key, "present", source_digest, top.digest)
-        children: list[Manifest] = []
-        if top.is_index:
-            for child in top.children:
-                children.append(job.src.get_manifest(job.src_repo, child.digest))
-        blob_futures: list[Future] = []
+        children = [job.src.get_manifest(job.src_repo, child.digest) for child in top.children] if top.is_index else []
+        inspected = _Inspected(source_digest, top, children, dst_ref)
         seen: set[str] = set()
         for manifest in children or [top]:
             for desc in manifest.blobs:
                 if desc.digest not in seen:
                     seen.add(desc.digest)
-                    blob_futures.append(self._blob(job, desc, absent and desc.size <= SMALL_BLOB
-                                                    and not job.dst.cheap_blob_check))
+                    inspected.blobs.append(self._blob(job, desc, absent and desc.size <= SMALL_BLOB
+                                                      and not job.dst.cheap_blob_check))
+        return inspected
+
+    def _queue_finish(self, job: CopyJob, inspected: _Inspected, final: Future) -> None:
+        try:
+            assert self._images is not None
+            self._images.submit(_FINISH_IMAGE, self._finish, job, inspected, final)
+        except RuntimeError:  # the run is being interrupted
+            self._conclude(job, final, self._failure(job, RegistryError(
+                f"{job.label_src}: not copied, the run was interrupted")))
+
+    def _finish(self, job: CopyJob, inspected: _Inspected, final: Future) -> None:
+        """All blobs are there (or failed): push children, then the image and its tag."""
         outcomes: dict[str, int] = {}
         errors: list[BaseException] = []
-        for future in blob_futures:
+        for future in inspected.blobs:
             try:
                 outcome = future.result()
                 outcomes[outcome] = outcomes.get(outcome, 0) + 1
+            except CancelledError:
+                errors.append(RegistryError(f"{job.label_src}: not copied, the run was interrupted"))
             except BaseException as exc:  # noqa: BLE001 - collect, report the first
                 errors.append(exc)
-        if errors:
-            raise errors[0]
-        for child in children:
-            if job.dst.manifest_digest(job.dst_repo, child.digest) != child.digest:
-                job.dst.put_manifest(job.dst_repo, child.digest, child)
-        job.dst.put_manifest(job.dst_repo, dst_ref, top)
-        return CopyResult(job.key, "copied", source_digest, top.digest, blobs=outcomes)
+        try:
+            if errors:
+                raise errors[0]
+            for child in inspected.children:
+                if job.dst.manifest_digest(job.dst_repo, child.digest) != child.digest:
+                    job.dst.put_manifest(job.dst_repo, child.digest, child)
+            job.dst.put_manifest(job.dst_repo, inspected.dst_ref, inspected.top)
+        except BaseException as exc:  # noqa: BLE001 - fails only this image
+            self._conclude(job, final, self._failure(job, exc))
+            return
+        self._conclude(job, final, CopyResult(job.key, "copied", inspected.source_digest, inspected.top.digest,
+                                              blobs=outcomes))
+
+    def _failure(self, job: CopyJob, exc: BaseException) -> CopyResult:
+        if isinstance(exc, EdgebuildError):
+            return CopyResult(job.key, "failed", error=exc)
+        return CopyResult(job.key, "failed", error=RegistryError(
+            f"{job.key}: unexpected {type(exc).__name__}: {exc}"))
+
+    def _conclude(self, job: CopyJob, final: Future, result: CopyResult) -> None:
+        self.progress.image_finished(job.label_src or job.key, job.label_dst, result.status,
+                                     str(result.error).splitlines()[0] if result.error else "")
+        final.set_result(result)
+
+    # ------------------------------------------------------------------ blobs
 
     def _blob(self, job: CopyJob, desc: Descriptor, assume_absent: bool = False) -> Future:
         """A future for `desc` being present in the destination repository."""
-        pool = self._blob_pool
-        assert pool is not None
+        assert self._blobs is not None and self._images is not None
         key = (id(job.dst), desc.digest)
         with self._lock:
             first = self._first.get(key)
             if first is None:
-                future = pool.submit(self._ensure, job, desc, assume_absent)
+                if desc.size > SMALL_BLOB:
+                    future = self._blobs.submit((0, -desc.size), self._ensure, job, desc, assume_absent)
+                else:
+                    future = self._images.submit(_SMALL_BLOB, self._ensure, job, desc, assume_absent)
                 self._first[key] = future
                 return future
         chained: Future = Future()
+        images = self._images
 
         def after_first(_: Future) -> None:
+            # by now the blob is in the destination: this is a lookup or a mount, not a transfer
             try:
-                inner = pool.submit(self._ensure, job, desc)
+                inner = images.submit(_MOUNT, self._ensure, job, desc)
             except RuntimeError as exc:  # pool shutting down
                 chained.set_exception(exc)
                 return
@@ -176,9 +309,11 @@ class CopyEngine:
 
 
 def _forward(source: Future, target: Future) -> None:
+    if source.cancelled():
+        target.cancel()
+        return
     exc = source.exception()
     if exc is not None:
         target.set_exception(exc)
     else:
         target.set_result(source.result())
-
