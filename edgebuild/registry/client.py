@@ -227,6 +227,8 @@ class RegistryClient:
             raw = f"{creds.username}:{creds.password}".encode()
             return "Basic " + base64.b64encode(raw).decode()
         if challenge.scheme == "bearer":
+            if not scopes:
+                return None  # a token without scope grants nothing; the registry's 401 names the scope
             return "Bearer " + self._token(scopes, creds, what)
         raise RegistryError(f"registry {self.registry} asks for unsupported auth scheme {challenge.scheme!r}",
                             hint="edgebuild supports Basic and Bearer token authentication")
@@ -353,8 +355,13 @@ class RegistryClient:
                     raise self._auth_failed(what, self.credentials(repository))
                 with self._lock:
                     self._challenge = Challenge(challenge.scheme,
-                                                {k: v for k, v in challenge.params.items() if k != "scope"})
+                                                {k: v for k, v in challenge.params.items() if k not in
+                                                 ("scope", "error")})
                     self._tokens.pop(scopes, None)
+                # The registry names the scope it wants (e.g. registry:catalog:* for /v2/_catalog, which
+                # no repository implies): ask the token service for that too.
+                wanted = challenge.params.get("scope", "").split() if challenge.scheme == "bearer" else []
+                scopes = tuple(dict.fromkeys([*scopes, *wanted]))
                 auth_retried = True
                 continue
             if response.status_code == 401:
