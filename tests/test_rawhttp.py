@@ -1,0 +1,175 @@
+"""The lean HTTP/1.1 client of the copy hot path, on answer shapes a registry does not produce on demand.
+
+The registry tests exercise it against docker-registry (Content-Length framing, keep-alive, TLS).
+Chunked bodies, bodies delimited by the end of the connection, interim 100 answers, a server that
+drops a kept-alive connection, and malformed answers are legal or possible HTTP that no local
+registry can be made to send, so a scripted socket server plays them here (the only reason it
+exists).
+"""
+
+from __future__ import annotations
+
+import http.client
+import socket
+import threading
+from collections.abc import Callable, Iterator
+
+import pytest
+
+from edgebuild.registry.rawhttp import HttpStatus, NotHandled, RawHttp
+
+Script = Callable[[socket.socket, bytes], bool]  # (connection, request head) -> keep the connection open?
+
+
+class ScriptedServer:
+    """Accepts connections on 127.0.0.1 and answers each request with the next scripted reply."""
+
+    def __init__(self, replies: list[bytes | Script]) -> None:
+        self.replies = list(replies)
+        self.requests: list[bytes] = []
+        self.connections = 0
+        self.sock = socket.create_server(("127.0.0.1", 0))
+        self.port = self.sock.getsockname()[1]
+        self.thread = threading.Thread(target=self._serve, daemon=True)
+        self.thread.start()
+
+    def _serve(self) -> None:
+        while self.replies:
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                return
+            self.connections += 1
+            reader = conn.makefile("rb")
+            try:
+                while self.replies:
+                    head = b""
+                    while not head.endswith(b"\r\n\r\n"):
+                        line = reader.readline()
+                        if not line:
+                            break
+                        head += line
+                    if not head:
+                        break
+                    length = next((int(line.split(b":")[1]) for line in head.split(b"\r\n")
+                                   if line.lower().startswith(b"content-length:")), 0)
+                    body = reader.read(length) if length else b""
+                    self.requests.append(head + body)
+                    reply = self.replies.pop(0)
+                    if callable(reply):
+                        if not reply(conn, head):
+                            break
+                    else:
+                        conn.sendall(reply)
+            finally:
+                reader.close()
+                conn.shutdown(socket.SHUT_RDWR)
+                conn.close()
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def close(self) -> None:
+        self.sock.close()
+
+
+@pytest.fixture
+def serve() -> Iterator[Callable[[list[bytes | Script]], ScriptedServer]]:
+    servers: list[ScriptedServer] = []
+
+    def make(replies: list[bytes | Script]) -> ScriptedServer:
+        servers.append(ScriptedServer(replies))
+        return servers[-1]
+    yield make
+    for server in servers:
+        server.close()
+
+
+def test_content_length_keep_alive_and_lower_cased_headers(serve) -> None:
+    server = serve([b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\nDocker-Content-Digest: sha256:x\r\n\r\nhello",
+                    b"HTTP/1.1 201 Created\r\nContent-Length: 0\r\nLocation: /v2/a\r\n\r\n"])
+    http_ = RawHttp(None, 5)
+    assert http_.simple("GET", f"{server.url}/v2/x", {}) == (200, b"hello", {
+        "content-length": "5", "docker-content-digest": "sha256:x"})
+    status, body, headers = http_.simple("PUT", f"{server.url}/v2/y", {"Content-Type": "a/b"}, b"data")
+    assert (status, body, headers["location"]) == (201, b"", "/v2/a")
+    assert server.connections == 1  # the second request reused the connection
+    assert b"Content-Length: 4" in server.requests[1] and server.requests[1].endswith(b"data")
+    http_.close()
+
+
+def test_chunked_body_with_trailers(serve) -> None:
+    server = serve([b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"
+                    b"4;ext=1\r\nwiki\r\n5\r\npedia\r\n0\r\nX-Trailer: t\r\n\r\n",
+                    b"HTTP/1.1 204 No Content\r\n\r\n"])
+    http_ = RawHttp(None, 5)
+    assert http_.simple("GET", f"{server.url}/a", {})[:2] == (200, b"wikipedia")
+    assert http_.simple("DELETE", f"{server.url}/b", {})[:2] == (204, b"")
+    assert server.connections == 1
+
+
+def test_streamed_get_of_a_chunked_body(serve) -> None:
+    server = serve([b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n2\r\nde\r\n0\r\n\r\n"])
+    chunks, length, close = RawHttp(None, 5).get_stream(f"{server.url}/blob", {})
+    assert length is None
+    assert b"".join(bytes(c) for c in chunks) == b"abcde"
+    close()
+
+
+def test_body_delimited_by_connection_close_and_interim_100(serve) -> None:
+    def close_delimited(conn: socket.socket, _: bytes) -> bool:
+        conn.sendall(b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK\r\nConnection: close\r\n\r\nall of it")
+        return False
+    server = serve([close_delimited, b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"])
+    http_ = RawHttp(None, 5)
+    assert http_.simple("GET", f"{server.url}/a", {})[:2] == (200, b"all of it")
+    assert http_.simple("GET", f"{server.url}/b", {})[:2] == (200, b"ok")
+    assert server.connections == 2  # the closed connection was not reused
+
+
+def test_a_kept_alive_connection_the_server_dropped_is_replaced_once(serve) -> None:
+    def drop(conn: socket.socket, _: bytes) -> bool:
+        return False  # read the request, close without answering
+    server = serve([b"HTTP/1.1 200 OK\r\nContent-Length: 1\r\n\r\na", drop,
+                    b"HTTP/1.1 200 OK\r\nContent-Length: 1\r\n\r\nb"])
+    http_ = RawHttp(None, 5)
+    assert http_.simple("GET", f"{server.url}/1", {})[1] == b"a"
+    assert http_.simple("GET", f"{server.url}/2", {})[1] == b"b"
+    assert server.connections == 2
+
+
+def test_statuses_the_fast_path_hands_back(serve) -> None:
+    server = serve([b"HTTP/1.1 401 Unauthorized\r\nWWW-Authenticate: Basic realm=x\r\nContent-Length: 0\r\n\r\n",
+                    b"HTTP/1.1 404 Not Found\r\nContent-Length: 9\r\nRetry-After: 3\r\n\r\nnot found"])
+    http_ = RawHttp(None, 5)
+    with pytest.raises(NotHandled):
+        http_.get_stream(f"{server.url}/blob", {})
+    with pytest.raises(HttpStatus) as failed:
+        http_.get_stream(f"{server.url}/blob", {})
+    assert (failed.value.status, failed.value.body, failed.value.headers["retry-after"]) == (404, b"not found", "3")
+
+
+def test_truncated_and_malformed_answers_raise_http_errors(serve) -> None:
+    def short(conn: socket.socket, _: bytes) -> bool:
+        conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nabc")
+        return False
+    server = serve([short, b"garbage\r\n\r\n", b"garbage\r\n\r\n"])
+    http_ = RawHttp(None, 5)
+    chunks, length, close = http_.get_stream(f"{server.url}/blob", {})
+    assert length == 10
+    with pytest.raises(http.client.IncompleteRead):
+        b"".join(bytes(c) for c in chunks)
+    close()
+    with pytest.raises(http.client.BadStatusLine):
+        http_.simple("GET", f"{server.url}/x", {})
+
+
+def test_body_over_the_limit_is_cut_and_the_connection_given_up(serve) -> None:
+    server = serve([b"HTTP/1.1 200 OK\r\nContent-Length: 100000\r\n\r\n" + b"x" * 100000,
+                    b"HTTP/1.1 200 OK\r\nContent-Length: 1\r\n\r\ny"])
+    http_ = RawHttp(None, 5)
+    status, body, _ = http_.simple("GET", f"{server.url}/big", {}, max_body=1000)
+    assert status == 200 and 1000 < len(body) < 100000
+    assert http_.simple("GET", f"{server.url}/next", {})[1] == b"y"
+    assert server.connections == 2
