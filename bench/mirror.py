@@ -13,7 +13,14 @@ one. The ceiling is curl's monolithic POST+PUT of the same unique blobs into a f
 sequential and 4 at a time. Registries are docker-registry (distribution 2.8) on 127.0.0.1,
 started and stopped by PID here.
 
+edgebuild runs as its own process and is timed from outside, start-up included, as skopeo and curl
+are. With --repeat N the cold runs of ceiling, skopeo and edgebuild are interleaved N times and the
+ratios are taken between medians, so a busy machine moves all three alike. Each cold run also
+reports the CPU seconds of the source registry, the destination registry and the copying process
+(from /proc and getrusage): on a small machine the copy is CPU-bound and that split says why.
+
     python3 bench/mirror.py [--workdir /var/tmp/edgebuild-bench] [--profiles operators,tiny,disk,bigblob]
+                            [--repeat 3]
 """
 
 from __future__ import annotations
@@ -27,16 +34,21 @@ import platform
 import random
 import resource
 import shutil
+import statistics
 import subprocess
 import sys
 import tarfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from tests.registry_fixtures import RegistryServer  # noqa: E402
+if TYPE_CHECKING:
+    from tests.registry_fixtures import RegistryServer
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 
 MB = 1_000_000
 OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
@@ -190,10 +202,12 @@ def skopeo_sync(refs: list[str], src: RegistryServer, dst: RegistryServer, workd
 
 
 def edgebuild_run(refs: list[str], src: RegistryServer, target: str) -> tuple[float, dict]:
-    """edgebuild in its own process (like the CLI would run), reporting wall time and peak RSS."""
+    """edgebuild in its own process, like the CLI: (wall time from outside, the child's report)."""
     spec = {"sources": [f"{src.host}/{r}" for r in refs], "target": target}
+    start = time.monotonic()
     _, proc = run([sys.executable, __file__, "--child", json.dumps(spec)])
-    return json.loads(proc.stdout.strip().splitlines()[-1])["elapsed"], json.loads(proc.stdout.strip().splitlines()[-1])
+    elapsed = time.monotonic() - start
+    return elapsed, json.loads(proc.stdout.strip().splitlines()[-1])
 
 
 def child(spec_json: str) -> None:
@@ -210,7 +224,8 @@ def child(spec_json: str) -> None:
     else:
         report = mirror_to_registry(plan, spec["target"], options)
     elapsed = time.monotonic() - start
-    print(json.dumps({"elapsed": elapsed, "copied": len(report.copied), "present": len(report.present),
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    print(json.dumps({"elapsed": elapsed, "cpu": usage.ru_utime + usage.ru_stime, "copied": len(report.copied), "present": len(report.present),
                       "bytes": report.bytes, "blobs": report.blobs,
                       "maxrss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
 
@@ -262,23 +277,103 @@ def fresh(registry: RegistryServer) -> RegistryServer:
     return registry.start()
 
 
+def process_cpu(pid: int) -> float:
+    """CPU seconds (user + system) a running process has used so far."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
+
+
+@dataclass
+class ColdRun:
+    wall: float
+    cpu_src: float
+    cpu_dst: float
+    cpu_copier: float
+
+
+def measured(src: RegistryServer, dst: RegistryServer, action) -> ColdRun:  # type: ignore[no-untyped-def]
+    """Run `action` (returns wall seconds) with the CPU of both registries and of child processes counted."""
+    a0, b0 = process_cpu(src.proc.pid), process_cpu(dst.proc.pid)
+    c0 = resource.getrusage(resource.RUSAGE_CHILDREN)
+    wall = action()
+    c1 = resource.getrusage(resource.RUSAGE_CHILDREN)
+    copier = (c1.ru_utime - c0.ru_utime) + (c1.ru_stime - c0.ru_stime)
+    return ColdRun(wall, process_cpu(src.proc.pid) - a0, process_cpu(dst.proc.pid) - b0, copier)
+
+
+def describe(runs: list[ColdRun]) -> str:
+    walls = ", ".join(f"{r.wall:.2f}" for r in runs)
+    mid = sorted(runs, key=lambda r: r.wall)[(len(runs) - 1) // 2]  # the median run (lower middle)
+    return (f"median {median(runs):.2f} s ({walls}); CPU-s src {mid.cpu_src:.1f} / dst {mid.cpu_dst:.1f} / "
+            f"copying process(es) {mid.cpu_copier:.1f} (median run)")
+
+
+def median(runs: list[ColdRun]) -> float:
+    return statistics.median(r.wall for r in runs)
+
+
+def registry_profile(profile: str, refs: list[str], blobs: list[tuple[str, Path]], src: RegistryServer,
+                     dst: RegistryServer, workdir: Path, repeat: int, say) -> None:  # type: ignore[no-untyped-def]
+    """Cold runs of ceiling (1 and 4 lanes), skopeo sync and edgebuild, interleaved; then warm runs."""
+    target = f"docker://{dst.host}/mirror"
+    ceil_seq: list[ColdRun] = []
+    ceil_par: list[ColdRun] = []
+    sk: list[ColdRun] = []
+    eb: list[ColdRun] = []
+    info: dict = {}
+    t_sk_warm = t_eb_warm = 0.0
+    for n in range(repeat):
+        last = n == repeat - 1
+        fresh(dst)
+        ceil_seq.append(measured(src, dst, lambda: curl_ceiling(blobs, dst, 1, workdir)))
+        fresh(dst)
+        ceil_par.append(measured(src, dst, lambda: curl_ceiling(blobs, dst, 4, workdir)))
+        fresh(dst)
+        sk.append(measured(src, dst, lambda: skopeo_sync(refs, src, dst, workdir)))
+        if last:
+            t_sk_warm = skopeo_sync(refs, src, dst, workdir)  # warm: the destination holds skopeo's copy
+        fresh(dst)
+
+        def edgebuild() -> float:
+            elapsed, report = edgebuild_run(refs, src, target)
+            info.update(report)
+            return elapsed
+        eb.append(measured(src, dst, edgebuild))
+        if last:
+            t_eb_warm = edgebuild_run(refs, src, target)[0]
+    limit = 1.25 if profile == "operators" else 1.5
+    say(f"ceiling 1 lane:  {describe(ceil_seq)}")
+    say(f"ceiling 4 lanes: {describe(ceil_par)}")
+    say(f"skopeo sync:     {describe(sk)}")
+    say(f"edgebuild:       {describe(eb)}; blobs {info['blobs']}, peak RSS {info['maxrss_mb']:.0f} MB, "
+        f"in-process copy {info['elapsed']:.2f} s of the last run")
+    say(f"ratios of medians: edgebuild/ceiling4 {median(eb) / median(ceil_par):.2f} (target <= {limit}), "
+        f"edgebuild/skopeo {median(eb) / median(sk):.2f}, skopeo/ceiling4 {median(sk) / median(ceil_par):.2f}")
+    say(f"warm: skopeo sync {t_sk_warm:.2f} s | edgebuild {t_eb_warm:.2f} s "
+        f"(ratio {t_eb_warm / t_sk_warm:.2f}, target <= 1.0)")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--workdir", default="/var/tmp/edgebuild-bench")
     parser.add_argument("--profiles", default="operators,tiny,disk,bigblob")
+    parser.add_argument("--repeat", type=int, default=1, help="cold runs of each contender, interleaved")
     parser.add_argument("--child")
     args = parser.parse_args()
     if args.child:
         child(args.child)
         return
+    from tests.registry_fixtures import RegistryServer
     workdir = Path(args.workdir)
     workdir.mkdir(parents=True, exist_ok=True)
     profiles = args.profiles.split(",")
     src = RegistryServer(workdir / "reg-src")
     dst = RegistryServer(workdir / "reg-dst")
     shutil.rmtree(src.storage, ignore_errors=True)
+    load = os.getloadavg()[0]
     results: list[str] = [f"# bench/mirror.py on {platform.node()} ({os.cpu_count()} cores, "
-                          f"{platform.platform()}), {time.strftime('%Y-%m-%d %H:%M:%S')}"]
+                          f"{platform.platform()}), {time.strftime('%Y-%m-%d %H:%M:%S')}, "
+                          f"load average {load:.2f} at start, --repeat {args.repeat}"]
 
     def say(line: str) -> None:
         print(line, flush=True)
@@ -316,24 +411,7 @@ def main() -> None:
                 say(f"warm: edgebuild file:// {t_eb_warm:.2f} s (skopeo sync --dest dir refuses to write into "
                     "a filled directory, so it has no warm run)")
                 continue
-            fresh(dst)
-            ceil_seq = curl_ceiling(blobs, dst, 1, workdir)
-            fresh(dst)
-            ceil_par = curl_ceiling(blobs, dst, 4, workdir)
-            fresh(dst)
-            t_sk = skopeo_sync(refs, src, dst, workdir)
-            t_sk_warm = skopeo_sync(refs, src, dst, workdir)
-            fresh(dst)
-            t_eb, info = edgebuild_run(refs, src, f"docker://{dst.host}/mirror")
-            t_eb_warm, _ = edgebuild_run(refs, src, f"docker://{dst.host}/mirror")
-            limit = 1.25 if profile == "operators" else 1.5
-            say(f"ceiling (curl POST+PUT of unique blobs, keep-alive): sequential {ceil_seq:.2f} s, 4 parallel {ceil_par:.2f} s")
-            say(f"cold: skopeo sync {t_sk:.2f} s | edgebuild {t_eb:.2f} s "
-                f"(blobs {info['blobs']}, peak RSS {info['maxrss_mb']:.0f} MB)")
-            say(f"ratios: edgebuild/ceiling4 {t_eb / ceil_par:.2f} (target <= {limit}), "
-                f"edgebuild/skopeo {t_eb / t_sk:.2f}, skopeo/ceiling4 {t_sk / ceil_par:.2f}")
-            say(f"warm: skopeo sync {t_sk_warm:.2f} s | edgebuild {t_eb_warm:.2f} s "
-                f"(ratio {t_eb_warm / t_sk_warm:.2f}, target <= 1.0)")
+            registry_profile(profile, refs, blobs, src, dst, workdir, max(1, args.repeat), say)
     finally:
         src.stop()
         dst.stop()
