@@ -6,7 +6,10 @@
     lines = dry_run(plan, target)          # the mapping, nothing written
 
 A disk copy is one OCI image layout (DIR/index.json, DIR/blobs/sha256/…) plus DIR/edgebuild/
-holding plan.json and images.json (what each layout name is, and whether the run finished).
+holding plan.json and images.json (what each layout name is, and whether the run finished). With
+archiveSize, each run also writes the next archive sequence (archive.py): only new blobs, so what
+crosses the air gap is the difference; pushing a later sequence relies on the destination holding
+what the earlier ones carried.
 Failures of single images do not stop the others; at the end a RegistryError lists them (exit 1)
 and carries the report as `.report`.
 """
@@ -17,20 +20,24 @@ import json
 import os
 import sys
 import tempfile
+import threading
 import time
 from dataclasses import dataclass, field
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import Any, TextIO
 
 from ..errors import EdgebuildError, RegistryError
 from ..plan import Plan, PlanImage, image_destination
 from ..reference import ImageReference, MirrorTarget
+from .archive import (ArchivedLayout, SequenceWritten, blob_repositories, blob_sequence, find_archives,
+                      open_archives, read_record, write_archives)
 from .client import RegistryClient
-from .endpoints import Endpoint, RegistryEndpoint
+from .endpoints import BlobOpener, BlobOutcome, Endpoint, RegistryEndpoint, RepositoryState
 from .engine import CopyEngine, CopyJob, CopyResult
-from ..fsutil import write_atomic
-from .layout import LayoutEndpoint
+from .layout import LayoutEndpoint, ref_name, write_durable
+from .manifest import Descriptor, Manifest
 from .progress import Progress, human_bytes
 from .retry import RetryPolicy
 
@@ -69,6 +76,7 @@ class MirrorReport:
     blobs: dict[str, int] = field(default_factory=dict)
     skipped_previous: list[str] = field(default_factory=list)  # known from storageConfig state, not copied
     archives: list[str] = field(default_factory=list)
+    archive_sequence: int = 0  # mirror-to-disk: the sequence those archives form (0: nothing new to archive)
     rebuilt: dict[str, str] = field(default_factory=dict)  # catalog source -> digest of the rebuilt image
 
     def _with(self, status: str) -> list[CopyResult]:
@@ -328,9 +336,9 @@ def _disk_entries(plan: Plan) -> list[dict[str, Any]]:
 def _write_metadata(root: Path, plan_json: str | None, entries: list[dict[str, Any]], complete: bool) -> None:
     meta = root / METADATA_DIR
     if plan_json is not None:
-        write_atomic(meta / PLAN_FILE, plan_json.encode())
+        write_durable(meta / PLAN_FILE, plan_json.encode())
     body = {"version": FORMAT_VERSION, "complete": complete, "images": entries}
-    write_atomic(meta / IMAGES_FILE, (json.dumps(body, indent=1) + "\n").encode())
+    write_durable(meta / IMAGES_FILE, (json.dumps(body, indent=1) + "\n").encode())
 
 
 def mirror_to_disk(plan: Plan, directory: str | os.PathLike[str], options: MirrorOptions | None = None
@@ -381,19 +389,59 @@ def mirror_to_disk(plan: Plan, directory: str | os.PathLike[str], options: Mirro
                 entry["rebuilt"] = True
             entry["status"] = result.status
     _write_metadata(root, plan.dumps(), entries, complete=not report.failed)
+    note = None
     if options.archive_size_gb and not report.failed:
-        from .archive import write_archives
-        report.archives = [str(p) for p in write_archives(root, options.archive_size_gb)]
-    return _finish(report, options)
+        written = write_archives(root, options.archive_size_gb)
+        report.archives = [str(p) for p in written.archives]
+        report.archive_sequence = written.sequence
+        note = _archive_note(root, written)
+    _finish(report, options)
+    if note and not options.quiet:
+        (options.progress_stream or sys.stderr).write(note + "\n")
+    return report
 
 
-def read_disk_metadata(directory: str | os.PathLike[str]) -> tuple[Path, dict[str, Any]]:
-    """(layout root, images.json body) of a disk copy; unpacks archives first when only they are there."""
+def _archive_note(root: Path, written: SequenceWritten) -> str:
+    """One line telling the user what to carry: the new sequence, and what it builds on."""
+    if not written.sequence:
+        return (f"archives: nothing new since mirror_seq{written.previous}; no archive written "
+                f"({root / 'archives'} already holds the last sequence)")
+    text = (f"archives: mirror_seq{written.sequence}, {len(written.archives)} file(s) in {root / 'archives'}: "
+            f"{written.new_blobs} new blobs ({human_bytes(written.new_bytes)}) and the metadata")
+    if written.previous:
+        earlier = "mirror_seq1" if written.previous == 1 else f"mirror_seq1..{written.previous}"
+        text += f"; it holds only what {earlier} did not, so push it to a registry that got those"
+    return text
+
+
+BlobStream = AbstractContextManager[tuple[Iterator[bytes], int | None]]
+
+
+@dataclass(slots=True)
+class _DiskCopy:
+    """A disk copy opened for reading: a layout directory, or archives read in place."""
+
+    layout: LayoutEndpoint  # an ArchivedLayout when the blobs are inside tar archives
+    body: dict[str, Any]  # edgebuild/images.json
+    record: dict[str, Any] | None  # edgebuild/archives.json: which sequence carried which blob
+    sequences: list[int]  # archive sequences present in the directory ([] for a layout directory)
+
+
+def _open_disk_copy(directory: str | os.PathLike[str], retry: RetryPolicy | None = None) -> _DiskCopy:
+    """The layout when DIR holds one; otherwise DIR's archives, indexed, blobs left inside them."""
     root = parse_dir(directory)
-    if not (root / METADATA_DIR / IMAGES_FILE).is_file():
-        from .archive import find_archives, unpack_archives
-        if find_archives(root):
-            root = unpack_archives(root)
+    sequences: list[int] = []
+    layout: LayoutEndpoint | None = None
+    if not (root / METADATA_DIR / IMAGES_FILE).is_file() and find_archives(root):
+        archived = open_archives(root)
+        layout = ArchivedLayout(archived, retry=retry)
+        root, sequences = archived.root, archived.sequences
+    body = _read_images_file(root)
+    layout = layout or LayoutEndpoint(root, create=False, retry=retry)
+    return _DiskCopy(layout, body, read_record(root), sequences)
+
+
+def _read_images_file(root: Path) -> dict[str, Any]:
     path = root / METADATA_DIR / IMAGES_FILE
     if not path.is_file():
         raise RegistryError(f"{root} holds no edgebuild disk copy ({METADATA_DIR}/{IMAGES_FILE} is missing)",
@@ -405,33 +453,169 @@ def read_disk_metadata(directory: str | os.PathLike[str]) -> tuple[Path, dict[st
     if not body.get("complete"):
         raise RegistryError(f"the disk copy in {root} is incomplete (its mirror-to-disk run did not finish)",
                             hint="rerun `edgebuild mirror --to file://DIR` to complete it first")
-    return root, body
+    return body
+
+
+def read_disk_metadata(directory: str | os.PathLike[str]) -> tuple[Path, dict[str, Any]]:
+    """(root holding edgebuild/, images.json body) of a disk copy; for archives, the extracted
+    metadata of the newest sequence."""
+    copy = _open_disk_copy(directory)
+    return copy.layout.root, copy.body
+
+
+class _Carried:
+    """What a push of one disk copy may rely on besides its own blobs: the destination holding
+    what earlier archive sequences carried. Knows where such a blob should already be (the
+    archive record's repositories, and repositories given it during this push) and, when it is
+    nowhere, which sequence to push first."""
+
+    MOUNT_TRIES = 3  # a blob a sequence carried is in every repository that used it; one is enough
+
+    def __init__(self, copy: _DiskCopy, destination: RegistryEndpoint, directory: Path,
+                 repository_for: Callable[[str], str]) -> None:
+        self.copy = copy
+        self.destination = destination
+        self.directory = directory
+        self.repository_for = repository_for
+        self._given: dict[str, set[str]] = {}
+        self._lock = threading.Lock()
+
+    def held(self, digest: str) -> bool:
+        return self.copy.layout.blob_size(digest) is not None
+
+    def given(self, digest: str, repository: str) -> None:
+        with self._lock:
+            self._given.setdefault(digest, set()).add(repository)
+
+    def mount_sources(self, digest: str, repository: str) -> list[str]:
+        with self._lock:
+            ours = sorted(self._given.get(digest, ()))
+        recorded = [self.repository_for(r) for r in blob_repositories(self.copy.record, digest)]
+        out = [r for r in dict.fromkeys(ours + recorded) if r != repository]
+        return out[:self.MOUNT_TRIES]
+
+    def missing(self, what: str, digest: str, repository: str) -> RegistryError:
+        sequence = blob_sequence(self.copy.record, digest)
+        at = f"{self.destination.label}/{repository}"
+        if sequence is not None and self.copy.sequences and sequence not in self.copy.sequences:
+            return RegistryError(
+                f"{what} {digest} is in archive sequence mirror_seq{sequence}, which {self.directory} does not "
+                f"hold, and {at} does not have it",
+                hint=f"push mirror_seq{sequence} first (edgebuild mirror --from file://DIR with its archives), "
+                     "then this sequence: each holds only what the sequences before it did not")
+        return RegistryError(f"{what} {digest} is neither in {self.directory} nor in {at}",
+                             hint="the disk copy is incomplete; rerun mirror-to-disk and carry every archive")
+
+
+class _CarriedSource:
+    """The disk copy as a copy source; a manifest an earlier sequence carried is read back from
+    the destination (the engine needs it to see that the image is already there)."""
+
+    def __init__(self, carried: _Carried) -> None:
+        self.carried = carried
+        self.layout = carried.copy.layout
+        self.label = self.layout.label
+        self.cheap_blob_check = self.layout.cheap_blob_check
+
+    def get_manifest(self, repository: str, reference: str) -> Manifest:
+        digest = self.layout.indexed_digest(repository, reference)
+        if digest is None or self.carried.held(digest):
+            return self.layout.get_manifest(repository, reference)
+        destination, dst_repo = self.carried.destination, self.carried.repository_for(repository)
+        if destination.manifest_digest(dst_repo, digest) != digest:
+            raise self.carried.missing(f"manifest of {ref_name(repository, reference)}", digest, dst_repo)
+        return destination.get_manifest(dst_repo, digest)
+
+    def repository_state(self, repository: str) -> str:
+        return self.layout.repository_state(repository)
+
+    def manifest_digest(self, repository: str, reference: str) -> str | None:
+        return self.layout.manifest_digest(repository, reference)
+
+    def put_manifest(self, repository: str, reference: str, manifest: Manifest) -> None:
+        raise RegistryError(f"{self.label}: a disk copy is read-only when pushed")
+
+    def open_blob(self, repository: str, desc: Descriptor) -> BlobStream:
+        return self.layout.open_blob(repository, desc)
+
+    def ensure_blob(self, repository: str, desc: Descriptor, opener: BlobOpener, origin: str,
+                    on_bytes: Callable[[int], None] | None = None, assume_absent: bool = False) -> BlobOutcome:
+        raise RegistryError(f"{self.label}: a disk copy is read-only when pushed")
+
+
+class _CarriedDestination:
+    """The destination registry; a blob the disk copy lacks must already be there: found by HEAD,
+    or mounted from a repository that got it from an earlier sequence, else the image fails with
+    the sequence to push first (before anything of it is pushed: the engine pushes manifests and
+    tags only once every blob is in place)."""
+
+    def __init__(self, carried: _Carried) -> None:
+        self.carried = carried
+        self.inner = carried.destination
+        self.label = self.inner.label
+        self.cheap_blob_check = self.inner.cheap_blob_check
+
+    def repository_state(self, repository: str) -> RepositoryState:
+        return self.inner.repository_state(repository)
+
+    def get_manifest(self, repository: str, reference: str) -> Manifest:
+        return self.inner.get_manifest(repository, reference)
+
+    def manifest_digest(self, repository: str, reference: str) -> str | None:
+        return self.inner.manifest_digest(repository, reference)
+
+    def put_manifest(self, repository: str, reference: str, manifest: Manifest) -> None:
+        self.inner.put_manifest(repository, reference, manifest)
+
+    def open_blob(self, repository: str, desc: Descriptor) -> BlobStream:
+        return self.inner.open_blob(repository, desc)
+
+    def ensure_blob(self, repository: str, desc: Descriptor, opener: BlobOpener, origin: str,
+                    on_bytes: Callable[[int], None] | None = None, assume_absent: bool = False) -> BlobOutcome:
+        outcome: BlobOutcome
+        if self.carried.held(desc.digest):
+            outcome = self.inner.ensure_blob(repository, desc, opener, origin, on_bytes, assume_absent)
+        elif self.inner.client.head_blob(repository, desc.digest) is not None:
+            outcome = "present"
+        else:
+            for other in self.carried.mount_sources(desc.digest, repository):
+                if self.inner.client.mount_blob(repository, desc.digest, other):
+                    outcome = "mounted"
+                    break
+            else:
+                raise self.carried.missing("blob", desc.digest, repository)
+        self.carried.given(desc.digest, repository)
+        return outcome
 
 
 def mirror_from_disk(directory: str | os.PathLike[str], target: str | MirrorTarget,
                      options: MirrorOptions | None = None) -> MirrorReport:
-    """Push a disk copy made by mirror_to_disk to `target` (disk-to-mirror)."""
+    """Push a disk copy made by mirror_to_disk to `target` (disk-to-mirror).
+
+    DIR is the mirror-to-disk directory itself, or holds its archives: any sequences, read in
+    place. Blobs that earlier sequences carried are expected at the destination already."""
     options = options or MirrorOptions()
     mirror = parse_target(target)
-    root, body = read_disk_metadata(directory)
-    layout = LayoutEndpoint(root, create=False, retry=options.retry)
+    copy = _open_disk_copy(directory, options.retry)
     clients = _Clients(options)
     try:
-        destination = clients.endpoint(mirror.registry, "dst")
+        carried = _Carried(copy, clients.endpoint(mirror.registry, "dst"), parse_dir(directory),
+                           mirror.repository_for)
+        source, destination = _CarriedSource(carried), _CarriedDestination(carried)
         jobs = []
-        for entry in body["images"]:
+        for entry in copy.body["images"]:
             if entry.get("previous"):
                 continue
             src_ref = entry["tag"] or entry["layoutDigest"]
             dst_repo = mirror.repository_for(entry["repository"])
-            jobs.append(CopyJob(entry["source"], layout, entry["repository"], src_ref, destination, dst_repo,
+            jobs.append(CopyJob(entry["source"], source, entry["repository"], src_ref, destination, dst_repo,
                                 entry["tag"], expected_digest=entry.get("layoutDigest"), label_src=entry["source"],
                                 label_dst=f"{mirror.registry}/{dst_repo}" + (f":{entry['tag']}" if entry["tag"] else "")))
         report = _run(jobs, options, f"docker://{mirror}")
     finally:
         clients.close()
     # the layout already holds what was chosen at mirror-to-disk time (arch filtering included)
-    by_key = {e["source"]: e for e in body["images"]}
+    by_key = {e["source"]: e for e in copy.body["images"]}
     for result in report.results:
         entry = by_key.get(result.key)
         if entry and result.status != "failed":
