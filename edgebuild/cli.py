@@ -47,7 +47,11 @@ def _common_parent() -> argparse.ArgumentParser:
     group.add_argument("--authfile", metavar="FILE",
                        help="registry auth file (default: REGISTRY_AUTH_FILE, then "
                             "$XDG_RUNTIME_DIR/containers/auth.json, then ~/.docker/config.json)")
-    group.add_argument("--cert-dir", metavar="DIR", help="directory of CA certificates (*.crt) for registries")
+    group.add_argument("--cert-dir", metavar="DIR",
+                       help="directory of CA certificates (*.crt) and client certificates (*.cert/*.key) "
+                            "for every registry; --src-cert-dir / --dest-cert-dir set one side")
+    group.add_argument("--src-cert-dir", metavar="DIR", help="as --cert-dir, for source registries only")
+    group.add_argument("--dest-cert-dir", metavar="DIR", help="as --cert-dir, for the destination registry only")
     group.add_argument("--arch", choices=("amd64", "arm64"), default=None,
                        help="device architecture. mirror: keep only that platform of multi-arch images (their "
                             "digests change); build/verify: the platform the device check embeds (lists stay whole)")

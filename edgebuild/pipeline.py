@@ -63,7 +63,7 @@ def load_catalog(ref: str, args: argparse.Namespace) -> Catalog:
 def _image_source_factory(args: argparse.Namespace) -> Any:
     """Registry-backed catalog sources, one client per registry host, with the source TLS/auth options."""
     from .registry.source import RegistrySourceFactory
-    return RegistrySourceFactory(tls_verify=args.src_tls_verify, authfile=args.authfile, cert_dir=args.cert_dir)
+    return RegistrySourceFactory(tls_verify=args.src_tls_verify, authfile=args.authfile, cert_dir=src_cert_dir(args))
 
 
 def confirm_catalogs(refs: list[str], args: argparse.Namespace) -> dict[str, str]:
@@ -78,7 +78,7 @@ def confirm_catalogs(refs: list[str], args: argparse.Namespace) -> dict[str, str
     def check(ref: str) -> tuple[str, str]:
         image = ImageReference.parse(ref)
         try:
-            with RegistryClient(image.registry, tls_verify=args.src_tls_verify, cert_dir=args.cert_dir,
+            with RegistryClient(image.registry, tls_verify=args.src_tls_verify, cert_dir=src_cert_dir(args),
                                 authfile=args.authfile, retry=RetryPolicy(attempts=1), timeout=10.0) as client:
                 found = client.head_manifest(image.repository, image.tag or "latest")
         except RegistryError as exc:
@@ -170,10 +170,20 @@ def print_plan_text(plan: Plan, out: TextIO) -> None:
         out.write(f"error: {error}\n")
 
 
+def src_cert_dir(args: argparse.Namespace) -> str | None:
+    """--src-cert-dir, else --cert-dir (skopeo's per-side flags; one --cert-dir serves both)."""
+    return getattr(args, "src_cert_dir", None) or getattr(args, "cert_dir", None)
+
+
+def dest_cert_dir(args: argparse.Namespace) -> str | None:
+    return getattr(args, "dest_cert_dir", None) or getattr(args, "cert_dir", None)
+
+
 def mirror_options(args: argparse.Namespace, config: ImageSetConfig | None = None) -> Any:
     from .registry.mirror import MirrorOptions
     return MirrorOptions(src_tls_verify=args.src_tls_verify, dest_tls_verify=args.dest_tls_verify,
-                         authfile=args.authfile, cert_dir=args.cert_dir, arch=args.arch,
+                         authfile=args.authfile, src_cert_dir=src_cert_dir(args),
+                         dest_cert_dir=dest_cert_dir(args), arch=args.arch,
                          parallel=getattr(args, "parallel", 4), quiet=args.quiet,
                          archive_size_gb=config.archive_size_gb if config else None)
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -12,7 +13,7 @@ from edgebuild.plan import Plan, PlanImage
 from edgebuild.reference import MirrorTarget
 from edgebuild.registry.manifest import OCI_INDEX, sha256_digest
 from edgebuild.registry.mirror import MirrorOptions, dry_run, mirror_to_registry
-from tests.registry_fixtures import PASSWORD, USER, FaultRule, write_authfile
+from tests.registry_fixtures import PASSWORD, USER, FaultRule, RegistryServer, TlsFiles, write_authfile
 from tests.registry_images import Layout, inspect_raw, make_layer, multiarch_image, push, simple_image, verify_pull
 
 pytestmark = pytest.mark.usefixtures("isolated_auth_env")
@@ -199,3 +200,40 @@ def test_new_destination_is_listed_once_instead_of_asked_per_repository(registry
     for source in sources:
         copy = source.replace("/list/", "/elsewhere/list/")
         assert inspect_raw(copy) == inspect_raw(source)
+
+
+def _second_ca(root: Path) -> TlsFiles:
+    """Another self-signed certificate for 127.0.0.1, so each side's cert dir trusts only its own registry."""
+    root.mkdir(parents=True)
+    cert, key = root / "cert.pem", root / "key.pem"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", str(key), "-out", str(cert),
+                    "-days", "2", "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1"],
+                   check=True, capture_output=True)
+    (root / "certd").mkdir()
+    (root / "certd" / "ca.crt").write_bytes(cert.read_bytes())
+    return TlsFiles(cert, key, root / "certd")
+
+
+def test_source_and_destination_cert_dirs_are_separate(registry_factory, tls_files, tmp_path: Path, capsys) -> None:
+    """skopeo's --src-cert-dir / --dest-cert-dir: two TLS registries, each signed by its own CA."""
+    from edgebuild.cli import main
+    source = registry_factory("tls-src", tls=True)
+    other_ca = _second_ca(tmp_path / "ca2")
+    dest = RegistryServer(tmp_path / "registry-tls-dst", tls=other_ca).start()
+    try:
+        layout = Layout(tmp_path / "layout")
+        simple_image(layout, "app", (20_000,))
+        subprocess.run(["skopeo", "copy", "--quiet", f"--dest-cert-dir={tls_files.cert_dir}",
+                        f"oci:{layout.path}:app", f"docker://{source.host}/team/app:v1"], check=True)
+        isc = tmp_path / "isc.yaml"
+        isc.write_text("apiVersion: mirror.openshift.io/v2alpha1\nkind: ImageSetConfiguration\nmirror:\n"
+                       f"  additionalImages:\n  - name: {source.host}/team/app:v1\n")
+        one_dir = ["mirror", "-c", str(isc), "--to", f"docker://{dest.host}/m", "--cert-dir", str(tls_files.cert_dir)]
+        assert main(one_dir) == 1  # the destination's CA is not in the source's cert dir
+        assert dest.host in capsys.readouterr().err
+        assert main(["mirror", "-c", str(isc), "--to", f"docker://{dest.host}/m", "-q",
+                     "--src-cert-dir", str(tls_files.cert_dir), "--dest-cert-dir", str(other_ca.cert_dir)]) == 0
+        assert inspect_raw(f"{dest.host}/m/team/app:v1", tls_verify=True, cert_dir=other_ca.cert_dir) == \
+            inspect_raw(f"{source.host}/team/app:v1", tls_verify=True, cert_dir=tls_files.cert_dir)
+    finally:
+        dest.stop()

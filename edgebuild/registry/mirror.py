@@ -53,6 +53,8 @@ class MirrorOptions:
     dest_tls_verify: bool = True
     authfile: str | None = None
     cert_dir: str | None = None  # CA (*.crt) and client certs, for source and destination registries
+    src_cert_dir: str | None = None  # ... for source registries only (instead of cert_dir)
+    dest_cert_dir: str | None = None  # ... for the destination registry only (instead of cert_dir)
     arch: str | None = None  # keep only this architecture of manifest lists / indexes
     parallel: int = 4  # concurrent blob transfers
     quiet: bool = False
@@ -136,7 +138,9 @@ class _Clients:
         if key not in self._endpoints:
             if tls_verify is None:
                 tls_verify = self.options.src_tls_verify if role == "src" else self.options.dest_tls_verify
-            client = RegistryClient(registry, tls_verify=tls_verify, cert_dir=self.options.cert_dir,
+            cert_dir = (self.options.src_cert_dir if role == "src" else self.options.dest_cert_dir) \
+                or self.options.cert_dir
+            client = RegistryClient(registry, tls_verify=tls_verify, cert_dir=cert_dir,
                                     authfile=self.options.authfile, retry=self.options.retry,
                                     max_connections=4 * max(8, self.options.parallel))
             self._endpoints[key] = RegistryEndpoint(client)
@@ -274,8 +278,10 @@ def _catalogs_to_rebuild(plan: Plan, options: MirrorOptions) -> dict[str, Any]:
 def _rebuild_catalogs(plan: Plan, options: MirrorOptions, clients: _Clients, dst: Endpoint,
                       dst_repo_for: Callable[[str], str],
                       report: MirrorReport, workroot: str | None) -> None:
-    from .catalog_rebuild import rebuild_catalog_image, write_filtered_fbc
     rebuild = _catalogs_to_rebuild(plan, options)
+    if not rebuild:
+        return
+    from .catalog_rebuild import rebuild_catalog_image, write_filtered_fbc
     for img in plan.images:
         op = rebuild.get(img.source)
         if op is None or img.type != "catalog":
