@@ -35,7 +35,8 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import RegistryError
-from .layout import CHUNK, LayoutEndpoint, commit_file, fsync_dir, split_ref_name, write_durable
+from ..fsutil import commit_file, fsync_dir, write_atomic
+from .layout import CHUNK, LayoutEndpoint, split_ref_name
 from .manifest import sha256_digest
 from .retry import RetryPolicy
 
@@ -230,7 +231,7 @@ def write_archives(root: Path, size_gb: float) -> SequenceWritten:
     on_disk = read_record(root)
     record = _reconcile(root, on_disk)
     if record is not on_disk and record["sequences"]:
-        write_durable(root / RECORD, _record_bytes(record))  # adopted a sequence written in full
+        write_atomic(root / RECORD, _record_bytes(record), durable=True)  # adopted a sequence written in full
     previous = max((int(s["sequence"]) for s in record["sequences"]), default=0)
     sequence = previous + 1
     content = sha256_digest((root / "index.json").read_bytes() + (root / "edgebuild" / "plan.json").read_bytes())
@@ -259,7 +260,7 @@ def write_archives(root: Path, size_gb: float) -> SequenceWritten:
             files += [(path.relative_to(root).as_posix(), path) for path in _metadata_files(root)]
         written.append(_write_tar(out_dir / name, files, record_bytes if number == len(groups) else None))
     fsync_dir(out_dir)
-    write_durable(root / RECORD, record_bytes)  # the sequence counts as written from here on
+    write_atomic(root / RECORD, record_bytes, durable=True)  # the sequence counts as written from here on
     return SequenceWritten(sequence, written, len(new), sum(size for _, _, size in new), previous)
 
 
@@ -345,7 +346,7 @@ def open_archives(root: Path) -> ArchivedCopy:
     for name, where in meta.items():
         with where.archive.open("rb") as fh:
             fh.seek(where.offset)
-            write_durable(target / name, fh.read(where.size))
+            write_atomic(target / name, fh.read(where.size), durable=True)
     copy = ArchivedCopy(target, members, sequences, newest)
     record = read_record(target)
     if record is not None:

@@ -18,9 +18,10 @@ import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 from ..errors import RegistryError
+from ..fsutil import commit_file, fsync_dir, write_atomic
 from .endpoints import BlobOpener, BlobOutcome, is_transient
 from .manifest import OCI_INDEX, Descriptor, Manifest, parse_manifest
 from .retry import RetryPolicy
@@ -43,44 +44,6 @@ def split_ref_name(name: str) -> tuple[str, str]:
     return repository, reference
 
 
-def fsync_dir(path: Path) -> None:
-    """Make the renames inside `path` durable: without it a power cut may forget a finished rename."""
-    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def commit_file(fh: IO[bytes], tmp: str | os.PathLike[str], path: Path, *, sync_dir: bool = True) -> None:
-    """Close the temporary file `fh` (written at `tmp`) and rename it to `path`, durably.
-
-    The data is fsync'ed before the rename, so a power cut never leaves a renamed but empty or
-    short file; the directory is fsync'ed after it (unless the caller batches that), so the new
-    name survives too."""
-    fh.flush()
-    os.fsync(fh.fileno())
-    fh.close()
-    os.replace(tmp, path)
-    if sync_dir:
-        fsync_dir(path.parent)
-
-
-def write_durable(path: Path, data: bytes) -> Path:
-    """Write `data` to `path` through a temporary file in the same directory, fsync'ed (commit_file)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        fh = os.fdopen(fd, "wb")
-        with fh:
-            fh.write(data)
-            commit_file(fh, tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
-
-
 class LayoutEndpoint:
     """Reads and writes one OCI image layout directory; repositories only name index entries."""
 
@@ -93,7 +56,7 @@ class LayoutEndpoint:
         if create:
             (self.root / "blobs" / "sha256").mkdir(parents=True, exist_ok=True)
             if not (self.root / "oci-layout").exists():
-                write_durable(self.root / "oci-layout", b'{"imageLayoutVersion":"1.0.0"}')
+                write_atomic(self.root / "oci-layout", b'{"imageLayoutVersion":"1.0.0"}', durable=True)
         elif not (self.root / "index.json").is_file():
             raise RegistryError(f"{self.root} is not an OCI image layout (no index.json)",
                                 hint="point --from at the directory a `mirror --to file://DIR` run wrote")
@@ -183,7 +146,7 @@ class LayoutEndpoint:
     def put_manifest(self, repository: str, reference: str, manifest: Manifest) -> None:
         path = self.blob_path(manifest.digest)
         if not path.exists():
-            write_durable(path, manifest.data)
+            write_atomic(path, manifest.data, durable=True)
         if reference.startswith("sha256:") and reference == manifest.digest:
             return  # a child of an index: reachable through its parent, no name of its own
         name = ref_name(repository, reference)
@@ -193,7 +156,7 @@ class LayoutEndpoint:
             manifests = [m for m in self._index["manifests"] if m.get("annotations", {}).get(REF_NAME) != name]
             manifests.append(entry)
             self._index["manifests"] = manifests
-            write_durable(self.root / "index.json", json.dumps(self._index, indent=1).encode())
+            write_atomic(self.root / "index.json", json.dumps(self._index, indent=1).encode(), durable=True)
 
     @contextmanager
     def open_blob(self, repository: str, desc: Descriptor) -> Iterator[tuple[Iterator[bytes], int | None]]:

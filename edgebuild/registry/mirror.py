@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from ..errors import EdgebuildError, RegistryError
+from ..fsutil import write_atomic
 from ..plan import Plan, PlanImage, image_destination
 from ..reference import ImageReference, MirrorTarget
 from .archive import (ArchivedLayout, SequenceWritten, blob_repositories, blob_sequence, find_archives,
@@ -36,7 +37,7 @@ from .archive import (ArchivedLayout, SequenceWritten, blob_repositories, blob_s
 from .client import RegistryClient
 from .endpoints import BlobOpener, BlobOutcome, Endpoint, RegistryEndpoint, RepositoryState
 from .engine import CopyEngine, CopyJob, CopyResult
-from .layout import LayoutEndpoint, ref_name, write_durable
+from .layout import LayoutEndpoint, ref_name
 from .manifest import Descriptor, Manifest
 from .progress import Progress, human_bytes
 from .retry import RetryPolicy
@@ -342,9 +343,9 @@ def _disk_entries(plan: Plan) -> list[dict[str, Any]]:
 def _write_metadata(root: Path, plan_json: str | None, entries: list[dict[str, Any]], complete: bool) -> None:
     meta = root / METADATA_DIR
     if plan_json is not None:
-        write_durable(meta / PLAN_FILE, plan_json.encode())
+        write_atomic(meta / PLAN_FILE, plan_json.encode(), durable=True)
     body = {"version": FORMAT_VERSION, "complete": complete, "images": entries}
-    write_durable(meta / IMAGES_FILE, (json.dumps(body, indent=1) + "\n").encode())
+    write_atomic(meta / IMAGES_FILE, (json.dumps(body, indent=1) + "\n").encode(), durable=True)
 
 
 def mirror_to_disk(plan: Plan, directory: str | os.PathLike[str], options: MirrorOptions | None = None

@@ -76,7 +76,7 @@ def save_state(config: ImageSetConfig, state: dict[str, Any], *, authfile: str |
         return
     data = (json.dumps(state, indent=1, sort_keys=True) + "\n").encode()
     if storage.local_path:
-        write_atomic(Path(storage.local_path) / STATE_FILE, data)
+        write_atomic(Path(storage.local_path) / STATE_FILE, data, durable=True)
         return
     if storage.registry_image:
         client, ref = _client(config, authfile)
