@@ -53,7 +53,10 @@ def main() -> None:
                 start = time.monotonic()
                 out = subprocess.run(["edgebuild", "plan", "-c", str(isc), "--to", "docker://mirror.example:5000/edge",
                                       "--src-tls-verify=false", "--format", "json"],
-                                     check=True, capture_output=True, text=True, env=env).stdout
+                                     check=False, capture_output=True, text=True, env=env)
+                if out.returncode != 0:
+                    sys.exit(f"edgebuild plan failed: {out.stderr[-3000:]}")
+                out = out.stdout
                 elapsed = time.monotonic() - start
                 plan = json.loads(out)
                 images = plan["images"]
