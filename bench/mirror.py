@@ -201,33 +201,30 @@ def skopeo_sync(refs: list[str], src: RegistryServer, dst: RegistryServer, workd
     return run(cmd)[0]
 
 
-def edgebuild_run(refs: list[str], src: RegistryServer, target: str) -> tuple[float, dict]:
-    """edgebuild in its own process, like the CLI: (wall time from outside, the child's report)."""
-    spec = {"sources": [f"{src.host}/{r}" for r in refs], "target": target}
+def edgebuild_run(refs: list[str], src: RegistryServer, target: str, workdir: Path) -> tuple[float, dict]:
+    """`edgebuild mirror` as a user runs it (the CLI, in its own process): (wall time, what it reported).
+
+    The images are the configuration's additionalImages (v2alpha1), which keeps each source's path
+    and tag at the destination, as skopeo sync does."""
+    isc = workdir / "isc-bench.yaml"
+    isc.write_text("apiVersion: mirror.openshift.io/v2alpha1\nkind: ImageSetConfiguration\nmirror:\n"
+                   "  additionalImages:\n" + "".join(f"  - name: {src.host}/{r}\n" for r in refs))
+    rss_file = workdir / "edgebuild-rss.txt"
     start = time.monotonic()
-    _, proc = run([sys.executable, __file__, "--child", json.dumps(spec)])
+    _, proc = run([sys.executable, "-c", _CLI_WITH_RSS, str(rss_file), "mirror", "-c", str(isc), "--to", target,
+                   "--src-tls-verify=false", "--dest-tls-verify=false"], cwd=REPO)
     elapsed = time.monotonic() - start
-    return elapsed, json.loads(proc.stdout.strip().splitlines()[-1])
+    summary = next((line for line in proc.stderr.splitlines()
+                    if line.startswith(("mirrored to", "nothing new", "wrote"))), proc.stderr.splitlines()[-1])
+    return elapsed, {"summary": summary, "maxrss_mb": int(rss_file.read_text()) / 1024}
 
 
-def child(spec_json: str) -> None:
-    from edgebuild.plan import Plan, PlanImage
-    from edgebuild.registry.mirror import MirrorOptions, mirror_to_disk, mirror_to_registry
-    spec = json.loads(spec_json)
-    # v2alpha1 naming keeps the source path and tag, like skopeo sync does
-    plan = Plan(api_version="mirror.openshift.io/v2alpha1",
-                images=[PlanImage(source=s, type="additional") for s in spec["sources"]])
-    options = MirrorOptions(src_tls_verify=False, dest_tls_verify=False, quiet=True)
-    start = time.monotonic()
-    if spec["target"].startswith("file://"):
-        report = mirror_to_disk(plan, spec["target"], options)
-    else:
-        report = mirror_to_registry(plan, spec["target"], options)
-    elapsed = time.monotonic() - start
-    usage = resource.getrusage(resource.RUSAGE_SELF)
-    print(json.dumps({"elapsed": elapsed, "cpu": usage.ru_utime + usage.ru_stime, "copied": len(report.copied), "present": len(report.present),
-                      "bytes": report.bytes, "blobs": report.blobs,
-                      "maxrss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
+# `edgebuild ARGS…` that also leaves its peak RSS (KiB) in the file named first
+_CLI_WITH_RSS = """import resource, sys
+from edgebuild.cli import main
+code = main(sys.argv[2:])
+open(sys.argv[1], "w").write(str(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss))
+sys.exit(code)"""
 
 
 def curl_ceiling(blobs: list[tuple[str, Path]], registry: RegistryServer, parallel: int, workdir: Path) -> float:
@@ -335,18 +332,17 @@ def registry_profile(profile: str, refs: list[str], blobs: list[tuple[str, Path]
         fresh(dst)
 
         def edgebuild() -> float:
-            elapsed, report = edgebuild_run(refs, src, target)
+            elapsed, report = edgebuild_run(refs, src, target, workdir)
             info.update(report)
             return elapsed
         eb.append(measured(src, dst, edgebuild))
         if last:
-            t_eb_warm = edgebuild_run(refs, src, target)[0]
+            t_eb_warm = edgebuild_run(refs, src, target, workdir)[0]
     limit = 1.25 if profile == "operators" else 1.5
     say(f"ceiling 1 lane:  {describe(ceil_seq)}")
     say(f"ceiling 4 lanes: {describe(ceil_par)}")
     say(f"skopeo sync:     {describe(sk)}")
-    say(f"edgebuild:       {describe(eb)}; blobs {info['blobs']}, peak RSS {info['maxrss_mb']:.0f} MB, "
-        f"in-process copy {info['elapsed']:.2f} s of the last run")
+    say(f"edgebuild:       {describe(eb)}; peak RSS {info['maxrss_mb']:.0f} MB; last run: {info['summary']}")
     say(f"ratios of medians: edgebuild/ceiling4 {median(eb) / median(ceil_par):.2f} (target <= {limit}), "
         f"edgebuild/skopeo {median(eb) / median(sk):.2f}, skopeo/ceiling4 {median(sk) / median(ceil_par):.2f}")
     say(f"warm: skopeo sync {t_sk_warm:.2f} s | edgebuild {t_eb_warm:.2f} s "
@@ -358,11 +354,7 @@ def main() -> None:
     parser.add_argument("--workdir", default="/var/tmp/edgebuild-bench")
     parser.add_argument("--profiles", default="operators,tiny,disk,bigblob")
     parser.add_argument("--repeat", type=int, default=1, help="cold runs of each contender, interleaved")
-    parser.add_argument("--child")
     args = parser.parse_args()
-    if args.child:
-        child(args.child)
-        return
     from tests.registry_fixtures import RegistryServer
     workdir = Path(args.workdir)
     workdir.mkdir(parents=True, exist_ok=True)
@@ -395,7 +387,7 @@ def main() -> None:
             say(f"\n## {profile}: {len(refs)} images, {len(blobs)} unique blobs, {total / MB:.0f} MB")
             if profile == "bigblob":
                 fresh(dst)
-                elapsed, info = edgebuild_run(refs, src, f"docker://{dst.host}/mirror")
+                elapsed, info = edgebuild_run(refs, src, f"docker://{dst.host}/mirror", workdir)
                 say(f"edgebuild cold: {elapsed:.2f} s, peak RSS {info['maxrss_mb']:.0f} MB "
                     f"(target < 200 MB while copying a 1 GB blob)")
                 continue
@@ -404,8 +396,8 @@ def main() -> None:
                 shutil.rmtree(out_skopeo, ignore_errors=True)
                 shutil.rmtree(out_eb, ignore_errors=True)
                 t_sk = skopeo_sync(refs, src, dst, workdir, to_dir=out_skopeo)
-                t_eb, info = edgebuild_run(refs, src, f"file://{out_eb}")
-                t_eb_warm, _ = edgebuild_run(refs, src, f"file://{out_eb}")
+                t_eb, info = edgebuild_run(refs, src, f"file://{out_eb}", workdir)
+                t_eb_warm, _ = edgebuild_run(refs, src, f"file://{out_eb}", workdir)
                 say(f"cold: skopeo sync --dest dir {t_sk:.2f} s | edgebuild file:// {t_eb:.2f} s "
                     f"(ratio edgebuild/skopeo {t_eb / t_sk:.2f}; peak RSS {info['maxrss_mb']:.0f} MB)")
                 say(f"warm: edgebuild file:// {t_eb_warm:.2f} s (skopeo sync --dest dir refuses to write into "

@@ -270,6 +270,8 @@ def run_mirror(args: argparse.Namespace) -> int:
 
 def release_references(paths: list[str]) -> dict[str, str]:
     """{image reference: 'release-info FILE (name)'} of MicroShift release-info JSON files."""
+    if not paths:
+        return {}
     from .render.release_info import read_release_info
     return {img.reference: f"release-info {Path(path).name}" for path in paths
             for img in read_release_info(Path(path))}

@@ -173,8 +173,8 @@ def test_blob_lookups_skipped_only_in_repositories_that_do_not_exist(registry, r
 
 def test_new_destination_is_listed_once_instead_of_asked_per_repository(registry, registry2, tmp_path: Path,
                                                                          fault_proxy_factory) -> None:
-    """One repository listing tells a fresh destination holds none of the repositories; a warm run
-    still checks each repository's tags; a registry that will not list is asked per repository."""
+    """One repository listing tells a fresh destination holds none of the repositories, and a warm
+    run which ones exist; a registry that will not list is asked per repository."""
     layout = Layout(tmp_path / "layout")
     sources = []
     for name in ("a", "b", "c"):
@@ -189,8 +189,9 @@ def test_new_destination_is_listed_once_instead_of_asked_per_repository(registry
     assert not [p for m, p in requests if p.endswith("/tags/list")]
     proxy.log.clear()
     report = mirror_to_registry(make_plan(sources), f"docker://{proxy.host}", opts)
-    assert len(report.present) == 3
-    assert len([p for m, p, s, _ in proxy.log if p.endswith("/tags/list")]) == 3
+    assert len(report.present) == 3  # the listing names the repositories: each image is asked for directly
+    assert not [p for m, p, s, _ in proxy.log if p.endswith("/tags/list")]
+    assert len([p for m, p, s, _ in proxy.log if m == "HEAD" and "/manifests/" in p]) == 3
     # a registry that does not offer the listing (disabled, or no catalog scope) is asked per repository
     unlisted = fault_proxy_factory(registry)
     unlisted.add(FaultRule("GET", r"^/v2/_catalog", "status", times=10, status=404))
@@ -237,3 +238,17 @@ def test_source_and_destination_cert_dirs_are_separate(registry_factory, tls_fil
             inspect_raw(f"{source.host}/team/app:v1", tls_verify=True, cert_dir=tls_files.cert_dir)
     finally:
         dest.stop()
+
+
+def test_images_named_by_digest_already_mirrored_need_nothing_from_the_source(source_images, registry,
+                                                                               registry2) -> None:
+    """A rerun of digest-pinned images (as catalogs pin operator images) asks only the destination:
+    the source may be slow, far, or gone."""
+    opts = MirrorOptions(src_tls_verify=False, dest_tls_verify=False, quiet=True)
+    first = mirror_to_registry(make_plan(list(source_images.values())), f"docker://{registry2.host}", opts)
+    pinned = [f"{ref.rsplit(':', 1)[0]}@{digest}" for ref, digest in
+              ((r.key, r.digest) for r in first.results)]
+    mirror_to_registry(make_plan(pinned), f"docker://{registry2.host}", opts)
+    registry.stop()
+    report = mirror_to_registry(make_plan(pinned), f"docker://{registry2.host}", opts)
+    assert len(report.present) == len(pinned) and not report.failed

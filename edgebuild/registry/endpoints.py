@@ -86,14 +86,16 @@ class RegistryEndpoint:
     def repository_state(self, repository: str) -> RepositoryState:
         """Whether `repository` exists and its tags.
 
-        One repository listing (GET /v2/_catalog) answers "absent" for every repository of a run
-        that goes to a new place, saving one tags/list per image; repositories it names, and every
-        repository when the registry will not list (auth scope, disabled, too many), get tags/list."""
+        One repository listing (GET /v2/_catalog) answers for every repository of a run, saving
+        one tags/list per image: "absent" for a new place, "exists" for one the listing names.
+        When the registry will not list (auth scope, disabled, too many) each repository gets
+        tags/list."""
         with self._lock:
             touched = repository in self._touched
         listing = self._repository_listing()
-        if listing is not None and repository not in listing and not touched:
-            return "absent"
+        if listing is not None:
+            # a listed repository is simply asked for the image (a manifest HEAD) by the caller
+            return "exists" if repository in listing or touched else "absent"
         tags = self.client.repository_tags(repository)
         return "absent" if tags is None and not touched else (tags if tags is not None else "exists")
 

@@ -200,6 +200,21 @@ class CopyEngine:
     def _inspect(self, job: CopyJob) -> CopyResult | _Inspected:
         if self._stop.is_set():
             raise RegistryError(f"{job.label_src}: not copied, the run was interrupted")
+        state = job.dst.repository_state(job.dst_repo)
+        absent = state == "absent"
+
+        def held_digest(reference: str) -> str | None:
+            """What the destination holds under `reference`, asking only when it may hold it."""
+            if absent or (isinstance(state, set) and not reference.startswith("sha256:") and reference not in state):
+                return None
+            return job.dst.manifest_digest(job.dst_repo, reference)
+
+        asked = False
+        if job.expected_digest and not self.arch:
+            # an image named by digest that the destination already holds needs nothing from the source
+            asked = True
+            if held_digest(job.dst_ref or job.expected_digest) == job.expected_digest:
+                return CopyResult(job.key, "present", job.expected_digest, job.expected_digest)
         top = job.src.get_manifest(job.src_repo, job.src_ref)
         source_digest = top.digest
         if job.expected_digest and source_digest != job.expected_digest:
@@ -208,10 +223,7 @@ class CopyEngine:
         if top.is_index and self.arch:
             top = filter_index(top, self.arch, job.label_src)
         dst_ref = job.dst_ref or top.digest
-        state = job.dst.repository_state(job.dst_repo)
-        absent = state == "absent"
-        maybe_present = not absent and (not isinstance(state, set) or dst_ref.startswith("sha256:") or dst_ref in state)
-        if maybe_present and job.dst.manifest_digest(job.dst_repo, dst_ref) == top.digest:
+        if not asked and held_digest(dst_ref) == top.digest:
             return CopyResult(job.key, "present", source_digest, top.digest)
         children = [job.src.get_manifest(job.src_repo, child.digest) for child in top.children] if top.is_index else []
         inspected = _Inspected(source_digest, top, children, dst_ref)
