@@ -1,13 +1,14 @@
 """The copy engine: moves a set of images between endpoints, concurrently and at most once per blob.
 
 Work runs on two small priority pools. The blob pool, bounded by `parallel`, moves the bytes of
-big blobs, biggest first (one 300 MB layer started last would otherwise run alone at the end).
-The image pool does everything that is a round trip rather than a transfer: it inspects images
-(source manifest, is it already at the destination?), sends small blobs, mounts blobs another
-repository already holds, and finishes images (children, then the index or manifest, then the
-tag). Mounts and finishing come first there, then small blobs, then inspecting more images, so
-images complete steadily while the rest are still being looked at, and no transfer slot waits on
-a request that moves no bytes.
+big blobs, biggest first: one 300 MB layer started late would run alone at the end, so transfers
+wait until every image has been inspected (half a second at most) and then take the biggest of
+the whole set first. The image pool does everything that is a round trip rather than a transfer:
+it inspects images (is it already at the destination? the source manifest), mounts blobs another
+repository already holds, sends small blobs, and finishes images (children, then the index or
+manifest, then the tag). Mounts and finishing come first there, then inspecting, then small blobs,
+so the big blobs are known early, images complete steadily, and no transfer slot waits on a
+request that moves no bytes.
 
 An image waits for nothing while its blobs move: the last blob to arrive hands the image back to
 the image pool. A blob needed by several images is transferred once per destination: the first
@@ -42,8 +43,11 @@ SMALL_BLOB = 1024 * 1024
 # Image pool priorities: lower runs first, first come first served among equals.
 _MOUNT = (0, 0)
 _FINISH_IMAGE = (0, 0)
-_SMALL_BLOB = (0, 1)
 _INSPECT_IMAGE = (1, 0)
+_SMALL_BLOB = (2, 0)
+# Big transfers wait until every image has been inspected (or this many seconds have passed), so
+# the biggest blob of the whole set goes first, not the biggest of the first images looked at.
+HOLD_TRANSFERS = 0.5
 
 
 @dataclass(slots=True)
@@ -89,11 +93,12 @@ class PriorityPool:
     A ThreadPoolExecutor runs work strictly in submission order; the copy needs to run the work
     that shortens the whole run first (see the module docstring)."""
 
-    def __init__(self, workers: int, name: str) -> None:
+    def __init__(self, workers: int, name: str, *, held: bool = False) -> None:
         self._heap: list[tuple[tuple[int, int], int, Future, Callable[..., Any], tuple[Any, ...]]] = []
         self._cond = threading.Condition()
         self._order = itertools.count()
         self._closed = False
+        self._held = held  # queue work but start none of it until release()
         self._threads = [threading.Thread(target=self._serve, name=f"{name}_{n}", daemon=True)
                          for n in range(max(1, workers))]
         for thread in self._threads:
@@ -111,7 +116,7 @@ class PriorityPool:
     def _serve(self) -> None:
         while True:
             with self._cond:
-                while not self._heap and not self._closed:
+                while (self._held or not self._heap) and not self._closed:
                     self._cond.wait()
                 if not self._heap:
                     return
@@ -123,10 +128,17 @@ class PriorityPool:
             except BaseException as exc:  # noqa: BLE001 - handed to whoever waits on the future
                 future.set_exception(exc)
 
+    def release(self) -> None:
+        """Start the work a held pool has queued."""
+        with self._cond:
+            self._held = False
+            self._cond.notify_all()
+
     def shutdown(self, cancel: bool = False) -> None:
         """Stop taking work; with `cancel`, drop what has not started. Waits for running work."""
         with self._cond:
             self._closed = True
+            self._held = False
             dropped = [item[2] for item in self._heap] if cancel else []
             if cancel:
                 self._heap.clear()
@@ -149,12 +161,17 @@ class CopyEngine:
         self._lock = threading.Lock()
         self._blobs: PriorityPool | None = None
         self._images: PriorityPool | None = None
+        self._uninspected = 0
         self._stop = threading.Event()
 
     def run(self, jobs: list[CopyJob]) -> list[CopyResult]:
         """Copy every job; failures are collected per image, never stop the others."""
         self._images = PriorityPool(self.image_parallel, "image")
-        self._blobs = PriorityPool(self.parallel, "blob")
+        self._blobs = PriorityPool(self.parallel, "blob", held=True)
+        self._uninspected = len(jobs)
+        timer = threading.Timer(HOLD_TRANSFERS, self._blobs.release)
+        timer.daemon = True
+        timer.start()
         finals: list[Future] = [Future() for _ in jobs]
         try:
             for job, final in zip(jobs, finals):
@@ -167,6 +184,7 @@ class CopyEngine:
             self._blobs.shutdown(cancel=True)
             raise
         finally:
+            timer.cancel()
             self._images.shutdown()
             self._blobs.shutdown()
 
@@ -179,6 +197,8 @@ class CopyEngine:
         except Exception as exc:  # noqa: BLE001 - fails only this image
             self._conclude(job, final, self._failure(job, exc))
             return
+        finally:
+            self._inspected_one()
         if isinstance(outcome, CopyResult):
             self._conclude(job, final, outcome)
             return
@@ -235,6 +255,13 @@ class CopyEngine:
                     inspected.blobs.append(self._blob(job, desc, absent and desc.size <= SMALL_BLOB
                                                       and not job.dst.cheap_blob_check))
         return inspected
+
+    def _inspected_one(self) -> None:
+        with self._lock:
+            self._uninspected -= 1
+            last = self._uninspected == 0
+        if last and self._blobs is not None:
+            self._blobs.release()
 
     def _queue_finish(self, job: CopyJob, inspected: _Inspected, final: Future) -> None:
         try:
