@@ -115,7 +115,10 @@ class _Connection:
             return
         if not length.isdigit():
             raise http.client.HTTPException(f"bad Content-Length {length!r}")
-        left = int(length)
+        yield from self._exactly(int(length), buffer)
+
+    def _exactly(self, left: int, buffer: memoryview) -> Iterator[memoryview]:
+        """`left` bytes of the body, as views into `buffer`; a connection that ends early is an error."""
         while left:
             n = self.reader.readinto(buffer[:min(left, len(buffer))])
             if not n:
@@ -137,13 +140,7 @@ class _Connection:
                 while self.reader.readline(_MAX_LINE + 1) not in (b"\r\n", b"\n", b""):
                     pass  # trailers
                 return
-            while left:
-                n = self.reader.readinto(buffer[:min(left, len(buffer))])
-                if not n:
-                    self.reusable = False
-                    raise http.client.IncompleteRead(b"", left)
-                left -= n
-                yield buffer[:n]
+            yield from self._exactly(left, buffer)
             self.reader.readline(_MAX_LINE + 1)  # the CRLF after each chunk
 
     def read_body(self, method: str, status: int, headers: dict[str, str], limit: int | None) -> bytes:
