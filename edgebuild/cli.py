@@ -140,7 +140,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--to", required=True, metavar="docker://HOST[:PORT][/NS]|file://DIR")
     p.add_argument("--from", dest="from_", metavar="file://DIR", help="mirror from a disk copy made with --to file://")
     p.add_argument("--dry-run", action="store_true", help="print the mapping (source=destination), copy nothing")
-    p.add_argument("--parallel", type=int, default=4, metavar="N", help="images copied at once, default 4")
+    p.add_argument("--parallel", type=int, default=4, metavar="N", help="blob transfers at once, default 4")
     p.add_argument("--release-info", action="append", default=[], metavar="FILE",
                    help="MicroShift release-info JSON whose images are mirrored too; repeatable")
     p.set_defaults(handler=_pipeline("run_mirror"))
