@@ -6,9 +6,11 @@ wait until every image has been inspected (half a second at most) and then take 
 the whole set first. The image pool does everything that is a round trip rather than a transfer:
 it inspects images (is it already at the destination? the source manifest), mounts blobs another
 repository already holds, sends small blobs, and finishes images (children, then the index or
-manifest, then the tag). Mounts and finishing come first there, then inspecting, then small blobs,
-so the big blobs are known early, images complete steadily, and no transfer slot waits on a
-request that moves no bytes.
+manifest, then the tag). Mounts and finishing come first there; then image by image in plan
+order, inspecting it and sending its small blobs, so reads from the source and writes to the
+destination overlap (measured: inspecting everything first left the destination idle at the
+start and cost 10-20 % on 300 small images) and no transfer slot waits on a request that moves
+no bytes.
 
 An image waits for nothing while its blobs move: the last blob to arrive hands the image back to
 the image pool. A blob needed by several images is transferred once per destination: the first
@@ -43,8 +45,7 @@ SMALL_BLOB = 1024 * 1024
 # Image pool priorities: lower runs first, first come first served among equals.
 _MOUNT = (0, 0)
 _FINISH_IMAGE = (0, 0)
-_INSPECT_IMAGE = (1, 0)
-_SMALL_BLOB = (2, 0)
+_IMAGE_WORK = 1  # inspecting image n and sending its small blobs: (_IMAGE_WORK, n), in plan order
 # Big transfers wait until every image has been inspected (or this many seconds have passed), so
 # the biggest blob of the whole set goes first, not the biggest of the first images looked at.
 HOLD_TRANSFERS = 0.5
@@ -162,6 +163,7 @@ class CopyEngine:
         self._blobs: PriorityPool | None = None
         self._images: PriorityPool | None = None
         self._uninspected = 0
+        self._rank: dict[int, int] = {}
         self._stop = threading.Event()
 
     def run(self, jobs: list[CopyJob]) -> list[CopyResult]:
@@ -174,8 +176,9 @@ class CopyEngine:
         timer.start()
         finals: list[Future] = [Future() for _ in jobs]
         try:
+            self._rank = {id(job): n for n, job in enumerate(jobs)}
             for job, final in zip(jobs, finals):
-                self._images.submit(_INSPECT_IMAGE, self._start, job, final)
+                self._images.submit((_IMAGE_WORK, self._rank[id(job)]), self._start, job, final)
             return [final.result() for final in finals]
         except BaseException:
             # Ctrl-C or a bug: drop queued work; only transfers already running finish (at most `parallel`)
@@ -319,7 +322,8 @@ class CopyEngine:
                 if desc.size > SMALL_BLOB:
                     future = self._blobs.submit((0, -desc.size), self._ensure, job, desc, assume_absent)
                 else:
-                    future = self._images.submit(_SMALL_BLOB, self._ensure, job, desc, assume_absent)
+                    future = self._images.submit((_IMAGE_WORK, self._rank[id(job)]), self._ensure, job, desc,
+                                                  assume_absent)
                 self._first[key] = future
                 return future
         chained: Future = Future()
