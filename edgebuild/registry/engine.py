@@ -156,7 +156,7 @@ class CopyEngine:
                  arch: str | None = None) -> None:
         self.progress = progress
         self.parallel = max(1, parallel)
-        self.image_parallel = image_parallel or max(8, 2 * self.parallel)
+        self.image_parallel = image_parallel or max(16, 4 * self.parallel)
         self.arch = arch
         self._first: dict[tuple[int, str], Future] = {}
         self._lock = threading.Lock()
