@@ -72,7 +72,7 @@ def main() -> None:
     destination = 300 * (3 * blob_put + costs["PUT manifest"]) / 1000
     ceiling = 900 * blob_put / 1000
     cores = os.cpu_count() or 1
-    print(f"\ntiny profile (300 images, 3 blobs each), registry CPU no client can avoid:")
+    print("\ntiny profile (300 images, 3 blobs each), registry CPU no client can avoid:")
     print(f"  source registry: 300 manifest GETs + 900 blob GETs          {source:5.1f} CPU-s")
     print(f"  destination: 900 x (POST + PUT) + 300 manifest PUTs        {destination:5.1f} CPU-s")
     print(f"  together {source + destination:.1f} CPU-s: at least {(source + destination) / cores:.1f} s of wall "

@@ -10,7 +10,6 @@ is not the embedded name, and a manifests directory that does not build.
 from __future__ import annotations
 
 import json
-import shutil
 import subprocess
 import sys
 from pathlib import Path

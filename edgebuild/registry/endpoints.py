@@ -19,7 +19,7 @@ from ..errors import EdgebuildError, RegistryError
 from .client import RegistryClient
 from .manifest import Descriptor, Manifest
 from .retry import RetryPolicy
-from .stream import DigestMismatch, SourceStreamError, verified_chunks
+from .stream import SourceStreamError, verified_chunks
 
 # The repository list is read once per run when it is short; a registry with more repositories
 # than this is asked per repository instead (each listing page walks its whole storage).
@@ -55,6 +55,39 @@ class Endpoint(Protocol):
 def is_transient(exc: BaseException) -> bool:
     """Failures a later attempt may not see: connection trouble on either side, 5xx, 429."""
     return isinstance(exc, SourceStreamError) or bool(getattr(exc, "transient", False))
+
+
+def transfer_with_retries(send: Callable[[Callable[[int], None]], None], retry: RetryPolicy,
+                          on_bytes: Callable[[int], None] | None = None,
+                          undo: Callable[[], None] | None = None) -> None:
+    """Move one blob, trying again while failures are transient (either side's connection, 5xx, 429).
+
+    `send(count)` moves the bytes and reports them through `count`. A failed attempt's bytes are taken
+    back from the progress and `undo` removes its traces; a digest mismatch or any other lasting failure
+    is raised at once, a source that broke off mid-stream as an error that says to rerun."""
+    attempt = 0
+    while True:
+        sent = 0
+
+        def count(n: int) -> None:
+            nonlocal sent
+            sent += n
+            if on_bytes:
+                on_bytes(n)
+        try:
+            send(count)
+            return
+        except Exception as exc:
+            if on_bytes and sent:
+                on_bytes(-sent)
+            if undo:
+                undo()
+            if not is_transient(exc) or attempt + 1 >= retry.attempts:
+                if isinstance(exc, SourceStreamError):
+                    raise RegistryError(str(exc), hint="check the source registry; rerun to resume") from None
+                raise
+            retry.sleep(attempt)
+            attempt += 1
 
 
 class RegistryEndpoint:
@@ -155,37 +188,20 @@ class RegistryEndpoint:
             if location is None:
                 self._remember(desc.digest, repository)
                 return "mounted"
-        attempt = 0
-        while True:
-            sent = 0
+        def send(count: Callable[[int], None]) -> None:
+            nonlocal location
+            if location is None:
+                location = self.client.start_upload(repository)
+            with opener() as (chunks, _size):
+                body = verified_chunks(chunks, desc, origin, count)
+                self.client.finish_upload(location, repository, desc.digest, body, desc.size)
 
-            def count(n: int) -> None:
-                nonlocal sent
-                sent += n
-                if on_bytes:
-                    on_bytes(n)
-            try:
-                if location is None:
-                    location = self.client.start_upload(repository)
-                with opener() as (chunks, _size):
-                    body = verified_chunks(chunks, desc, origin, count)
-                    self.client.finish_upload(location, repository, desc.digest, body, desc.size)
-                self._remember(desc.digest, repository)
-                return "copied"
-            except DigestMismatch:
-                if location:
-                    self.client.cancel_upload(location, repository)
-                raise
-            except Exception as exc:
-                if location:
-                    self.client.cancel_upload(location, repository)
-                    location = None
-                if on_bytes and sent:
-                    on_bytes(-sent)
-                if not is_transient(exc) or attempt + 1 >= self.retry.attempts:
-                    if isinstance(exc, SourceStreamError):
-                        raise RegistryError(str(exc), hint="check the source registry; rerun to resume") from None
-                    raise
-                self.retry.sleep(attempt)
-                attempt += 1
+        def undo() -> None:  # an unfinished upload session is cancelled, the next attempt opens a new one
+            nonlocal location
+            if location:
+                self.client.cancel_upload(location, repository)
+                location = None
+        transfer_with_retries(send, self.retry, on_bytes, undo)
+        self._remember(desc.digest, repository)
+        return "copied"
 

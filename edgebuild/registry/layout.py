@@ -21,11 +21,11 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import RegistryError
-from ..fsutil import commit_file, fsync_dir, write_atomic
-from .endpoints import BlobOpener, BlobOutcome, is_transient
+from ..fsutil import commit_file, write_atomic
+from .endpoints import BlobOpener, BlobOutcome, transfer_with_retries
 from .manifest import OCI_INDEX, Descriptor, Manifest, parse_manifest
 from .retry import RetryPolicy
-from .stream import SourceStreamError, verified_chunks
+from .stream import verified_chunks
 
 REF_NAME = "org.opencontainers.image.ref.name"
 CHUNK = 1024 * 1024
@@ -171,28 +171,11 @@ class LayoutEndpoint:
         path = self.blob_path(desc.digest)
         if self.blob_size(desc.digest) == desc.size:
             return "present"
-        attempt = 0
-        while True:
-            try:
-                self._write_blob(path, desc, opener, origin, on_bytes)
-                return "copied"
-            except Exception as exc:
-                if not is_transient(exc) or attempt + 1 >= self.retry.attempts:
-                    if isinstance(exc, SourceStreamError):
-                        raise RegistryError(str(exc), hint="check the source registry; rerun to resume") from None
-                    raise
-                self.retry.sleep(attempt)
-                attempt += 1
+        transfer_with_retries(lambda count: self._write_blob(path, desc, opener, origin, count), self.retry, on_bytes)
+        return "copied"
 
     def _write_blob(self, path: Path, desc: Descriptor, opener: BlobOpener, origin: str,
-                    on_bytes: Callable[[int], None] | None) -> None:
-        written = 0
-
-        def count(n: int) -> None:
-            nonlocal written
-            written += n
-            if on_bytes:
-                on_bytes(n)
+                    count: Callable[[int], None]) -> None:
         fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name[:16]}.", suffix=".part")
         try:
             with os.fdopen(fd, "wb") as out:
@@ -202,6 +185,4 @@ class LayoutEndpoint:
                 commit_file(out, tmp, path)
         except BaseException:
             Path(tmp).unlink(missing_ok=True)
-            if on_bytes and written:
-                on_bytes(-written)
             raise
