@@ -24,7 +24,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..config import OperatorSpec, PackageSpec
+from ..config import ChannelSpec, OperatorSpec, PackageSpec
 from ..errors import SelectionError
 from ..semver import Version
 from .graph import (ChannelGraphError, PackageView, channel_head, channel_heads, intersecting_bundles,
@@ -78,29 +78,28 @@ def _exact(text: str, what: str) -> Version:
     return parsed
 
 
+def _bounds(spec: PackageSpec | ChannelSpec, what: str
+            ) -> tuple[VersionRange | None, list[Version], list[str]]:
+    """(range, exact versions, bundle names) of one package or channel entry, as oc-mirror v1 reads it:
+    min+max is a range, minVersion alone starts at that version, maxVersion alone is a range, and
+    minBundle names a bundle."""
+    if spec.min_version and spec.max_version:
+        return _range(f">={spec.min_version} <={spec.max_version}", what), [], []
+    if spec.min_version:
+        return None, [_exact(spec.min_version, what)], []
+    if spec.max_version:
+        return _range(f"<={spec.max_version}", what), [], []
+    return None, [], [spec.min_bundle] if spec.min_bundle else []
+
+
 def include_package(spec: PackageSpec) -> IncludePackage:
     """oc-mirror v1alpha2 ConvertToDiffIncludeConfig for one package."""
     pkg = IncludePackage(spec.name, default_channel=spec.default_channel)
     what = f"package {spec.name!r}"
-    if spec.min_version and spec.max_version:
-        pkg.range = _range(f">={spec.min_version} <={spec.max_version}", what)
-    elif spec.min_version:
-        pkg.all_versions = [_exact(spec.min_version, what)]
-    elif spec.max_version:
-        pkg.range = _range(f"<={spec.max_version}", what)
-    elif spec.min_bundle:
-        pkg.all_bundles = [spec.min_bundle]
+    pkg.range, pkg.all_versions, pkg.all_bundles = _bounds(spec, what)
     for ch in spec.channels:
         inc = IncludeChannel(ch.name)
-        cwhat = f"{what} channel {ch.name!r}"
-        if ch.min_version and ch.max_version:
-            inc.range = _range(f">={ch.min_version} <={ch.max_version}", cwhat)
-        elif ch.min_version:
-            inc.versions = [_exact(ch.min_version, cwhat)]
-        elif ch.max_version:
-            inc.range = _range(f"<={ch.max_version}", cwhat)
-        elif ch.min_bundle:
-            inc.bundles = [ch.min_bundle]
+        inc.range, inc.versions, inc.bundles = _bounds(ch, f"{what} channel {ch.name!r}")
         pkg.channels.append(inc)
     return pkg
 
