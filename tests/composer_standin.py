@@ -736,5 +736,14 @@ def standin(composer_standin_process: StandIn) -> Iterator[StandIn]:
     assert not violations, "requests broke the composer API documents:\n" + "\n".join(violations)
 
 
+
+@pytest.fixture
+def blueprint(tmp_path: Path) -> Path:
+    """SAMPLE_BLUEPRINT in a file, as `edgebuild render` leaves one for `edgebuild compose`."""
+    path = tmp_path / "blueprint.toml"
+    path.write_text(SAMPLE_BLUEPRINT, encoding="utf-8")
+    return path
+
+
 if __name__ == "__main__":
     sys.exit(main())

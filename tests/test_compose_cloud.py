@@ -19,16 +19,9 @@ from edgebuild.compose import (ComposeFailedError, ComposerAPIError, ComposerUna
 from edgebuild.compose.cloud import CloudClient
 from edgebuild.compose.transport import parse_endpoint
 from edgebuild.errors import UsageError
-from tests.composer_standin import SAMPLE_BLUEPRINT, StandIn
+from tests.composer_standin import StandIn
 
 REF = "rhel/9/x86_64/edge"
-
-
-@pytest.fixture
-def blueprint(tmp_path: Path) -> Path:
-    path = tmp_path / "blueprint.toml"
-    path.write_text(SAMPLE_BLUEPRINT, encoding="utf-8")
-    return path
 
 
 def https(standin: StandIn, **extra: object) -> dict[str, object]:

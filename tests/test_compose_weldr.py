@@ -24,13 +24,6 @@ from edgebuild.errors import EdgebuildError, UsageError
 REF = "rhel/9/x86_64/edge"
 
 
-@pytest.fixture
-def blueprint(tmp_path: Path) -> Path:
-    path = tmp_path / "blueprint.toml"
-    path.write_text(SAMPLE_BLUEPRINT, encoding="utf-8")
-    return path
-
-
 def weldr_calls(standin: StandIn) -> list[str]:
     return [f"{r['method']} {r['path']}" for r in standin.requests("weldr")]
 
