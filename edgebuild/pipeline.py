@@ -91,20 +91,23 @@ def confirm_catalogs(refs: list[str], args: argparse.Namespace) -> dict[str, str
 
 def load_catalogs(config: ImageSetConfig, args: argparse.Namespace,
                   fbc_dirs: dict[str, str] | None = None) -> dict[str, Catalog]:
-    """Every catalog of the configuration; `fbc_dirs` (if given) receives where each one's FBC is on disk."""
-    catalogs: dict[str, Catalog] = {}
+    """Every catalog of the configuration, read concurrently; `fbc_dirs` (if given) receives where each
+    one's FBC is on disk."""
+    from concurrent.futures import ThreadPoolExecutor
+    refs = list(dict.fromkeys(spec.catalog for spec in config.operators))
     factory = _image_source_factory(args)
+
+    def load(ref: str) -> Any:
+        log.info("loading catalog %s", ref)
+        return open_catalog_for(ref, args, factory)
     try:
-        for spec in config.operators:
-            if spec.catalog not in catalogs:
-                log.info("loading catalog %s", spec.catalog)
-                loaded = open_catalog_for(spec.catalog, args, factory)
-                catalogs[spec.catalog] = loaded.catalog
-                if fbc_dirs is not None and loaded.fbc_dir is not None:
-                    fbc_dirs[spec.catalog] = str(loaded.fbc_dir)
+        with ThreadPoolExecutor(max_workers=max(1, min(4, len(refs)))) as pool:
+            loaded = dict(zip(refs, pool.map(load, refs)))
     finally:
         factory.close()
-    return catalogs
+    if fbc_dirs is not None:
+        fbc_dirs.update({ref: str(item.fbc_dir) for ref, item in loaded.items() if item.fbc_dir is not None})
+    return {ref: item.catalog for ref, item in loaded.items()}
 
 
 def catalogs_to_rebuild(config: ImageSetConfig, fbc_dirs: dict[str, str]) -> dict[str, str]:

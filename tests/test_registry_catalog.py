@@ -150,3 +150,18 @@ def test_rebuilt_catalog_to_disk_and_back(catalog_refs, registry2, tmp_path: Pat
     assert not list((tmp_path / "disk" / "edgebuild").glob("edgebuild-catalog-*"))  # scratch removed
     mirror_from_disk(tmp_path / "disk", f"docker://{registry2.host}/m", opts)
     assert sha256_digest(inspect_raw(f"{registry2.host}/m/redhat/catalog:v4.15")) == digest
+
+
+def test_plan_loads_every_catalog_of_the_configuration(catalog_refs, tmp_path: Path, monkeypatch, capsys) -> None:
+    """Two catalog images on one registry, read together (concurrently, one client) into one plan."""
+    from edgebuild.cli import main
+    monkeypatch.setenv("EDGEBUILD_CACHE_DIR", str(tmp_path / "cache"))
+    isc = tmp_path / "isc.yaml"
+    isc.write_text("apiVersion: mirror.openshift.io/v2alpha1\nkind: ImageSetConfiguration\nmirror:\n  operators:\n"
+                   f"  - catalog: {catalog_refs['single']}\n    packages:\n    - name: pkg-a\n"
+                   f"  - catalog: {catalog_refs['multi']}\n    packages:\n    - name: pkg-b\n")
+    assert main(["plan", "-c", str(isc), "--src-tls-verify=false", "--format", "json"]) == 0
+    plan = json.loads(capsys.readouterr().out)
+    sources = {img["source"] for img in plan["images"]}
+    assert {catalog_refs["single"], catalog_refs["multi"]} <= sources
+    assert "registry.example/pkg-a/op:v2" in sources and "registry.example/pkg-b/op:v2" in sources

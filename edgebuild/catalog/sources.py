@@ -387,8 +387,11 @@ def _cached_unpack(source: ImageSource, image: ResolvedImage, workdir: Path, nam
     try:
         root = unpack_catalog(source, image, staging / "rootfs", name)
         (staging / "configs-path").write_text(root.relative_to(staging).as_posix())
+        if marker.is_file():  # another load of the same image finished first: keep its copy
+            shutil.rmtree(staging, ignore_errors=True)
+            return final / marker.read_text().strip()
         if final.exists():
-            shutil.rmtree(final)
+            shutil.rmtree(final)  # a leftover without its marker
         os.replace(staging, final)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)

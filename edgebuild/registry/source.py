@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import io
 import os
+import threading
 from collections.abc import Iterator
 from typing import Any, BinaryIO
 
@@ -69,11 +70,13 @@ class RegistrySourceFactory:
                  authfile: str | os.PathLike[str] | None = None, retry: RetryPolicy | None = None) -> None:
         self._options = {"tls_verify": tls_verify, "cert_dir": cert_dir, "authfile": authfile, "retry": retry}
         self._clients: dict[str, RegistryClient] = {}
+        self._lock = threading.Lock()
 
     def __call__(self, reference: ImageReference) -> RegistryImageSource:
-        client = self._clients.get(reference.registry)
-        if client is None:
-            client = self._clients[reference.registry] = RegistryClient(reference.registry, **self._options)
+        with self._lock:  # catalogs load concurrently
+            client = self._clients.get(reference.registry)
+            if client is None:
+                client = self._clients[reference.registry] = RegistryClient(reference.registry, **self._options)
         return RegistryImageSource(client, reference.repository)
 
     def close(self) -> None:
