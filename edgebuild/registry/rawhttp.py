@@ -57,6 +57,7 @@ class _Connection:
         self.reader = sock.makefile("rb", buffering=64 * 1024)
         self.host = netloc
         self.reusable = True
+        self._scratch = memoryview(bytearray(64 * 1024))  # reused by every small answer on this connection
 
     def close(self) -> None:
         self.reusable = False
@@ -146,8 +147,7 @@ class _Connection:
     def read_body(self, method: str, status: int, headers: dict[str, str], limit: int | None) -> bytes:
         """The whole body; past `limit` bytes reading stops and the connection is given up."""
         out = bytearray()
-        scratch = memoryview(bytearray(64 * 1024))
-        chunks = self.body_chunks(method, status, headers, scratch)
+        chunks = self.body_chunks(method, status, headers, self._scratch)
         for chunk in chunks:
             out += chunk
             if limit is not None and len(out) > limit:
