@@ -2,21 +2,20 @@
 
 The registry tests exercise it against docker-registry (Content-Length framing, keep-alive, TLS).
 Chunked bodies, bodies delimited by the end of the connection, interim 100 answers, a server that
-drops a kept-alive connection, and malformed answers are legal or possible HTTP that no local
-registry can be made to send, so a scripted socket server plays them here (the only reason it
-exists).
+drops a kept-alive connection, and malformed or hostile answers (smuggling-shaped framing, bad chunk
+sizes, header tricks) are legal or possible HTTP that no local registry can be made to send, so a
+scripted socket server plays them here (the only reason it exists).
 """
 
 from __future__ import annotations
 
-import http.client
 import socket
 import threading
 from collections.abc import Callable, Iterator
 
 import pytest
 
-from edgebuild.registry.rawhttp import HttpStatus, NotHandled, RawHttp
+from edgebuild.registry.rawhttp import BodyTooLarge, FastHttpError, ProtocolError, RawHttp
 
 Script = Callable[[socket.socket, bytes], bool]  # (connection, request head) -> keep the connection open?
 
@@ -116,10 +115,10 @@ def test_chunked_body_with_trailers(serve) -> None:
 
 def test_streamed_get_of_a_chunked_body(serve) -> None:
     server = serve([b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n2\r\nde\r\n0\r\n\r\n"])
-    chunks, length, close = RawHttp(None, 5).get_stream(f"{server.url}/blob", {})
-    assert length is None
-    assert b"".join(bytes(c) for c in chunks) == b"abcde"
-    close()
+    response = RawHttp(None, 5).request("GET", f"{server.url}/blob", {})
+    assert "content-length" not in response.headers
+    assert b"".join(bytes(c) for c in response.iter_chunks()) == b"abcde"
+    response.close()
 
 
 def test_body_delimited_by_connection_close_and_interim_100(serve) -> None:
@@ -144,37 +143,93 @@ def test_a_kept_alive_connection_the_server_dropped_is_replaced_once(serve) -> N
     assert server.connections == 2
 
 
-def test_statuses_the_fast_path_hands_back(serve) -> None:
+def test_any_status_is_an_answer_with_its_body(serve) -> None:
     server = serve([b"HTTP/1.1 401 Unauthorized\r\nWWW-Authenticate: Basic realm=x\r\nContent-Length: 0\r\n\r\n",
                     b"HTTP/1.1 404 Not Found\r\nContent-Length: 9\r\nRetry-After: 3\r\n\r\nnot found"])
     http_ = RawHttp(None, 5)
-    with pytest.raises(NotHandled):
-        http_.get_stream(f"{server.url}/blob", {})
-    with pytest.raises(HttpStatus) as failed:
-        http_.get_stream(f"{server.url}/blob", {})
-    assert (failed.value.status, failed.value.body, failed.value.headers["retry-after"]) == (404, b"not found", "3")
+    assert http_.simple("GET", f"{server.url}/blob", {})[0] == 401
+    status, body, headers = http_.simple("GET", f"{server.url}/blob", {})
+    assert (status, body, headers["retry-after"]) == (404, b"not found", "3")
+    assert server.connections == 1
 
 
-def test_truncated_and_malformed_answers_raise_http_errors(serve) -> None:
+def test_truncated_and_malformed_answers_raise_one_error_family(serve) -> None:
     def short(conn: socket.socket, _: bytes) -> bool:
         conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nabc")
         return False
     server = serve([short, b"garbage\r\n\r\n", b"garbage\r\n\r\n"])
     http_ = RawHttp(None, 5)
-    chunks, length, close = http_.get_stream(f"{server.url}/blob", {})
-    assert length == 10
-    with pytest.raises(http.client.IncompleteRead):
-        b"".join(bytes(c) for c in chunks)
-    close()
-    with pytest.raises(http.client.BadStatusLine):
+    response = http_.request("GET", f"{server.url}/blob", {})
+    assert response.headers["content-length"] == "10"
+    with pytest.raises(FastHttpError, match="7 bytes of the body missing"):
+        b"".join(bytes(c) for c in response.iter_chunks())
+    response.close()
+    with pytest.raises(ProtocolError, match="bad status line"):
         http_.simple("GET", f"{server.url}/x", {})
 
 
-def test_body_over_the_limit_is_cut_and_the_connection_given_up(serve) -> None:
+def test_body_over_the_limit_is_refused_and_the_connection_given_up(serve) -> None:
     server = serve([b"HTTP/1.1 200 OK\r\nContent-Length: 100000\r\n\r\n" + b"x" * 100000,
+                    b"HTTP/1.1 200 OK\r\nContent-Length: 100000\r\n\r\n" + b"x" * 100000,
                     b"HTTP/1.1 200 OK\r\nContent-Length: 1\r\n\r\ny"])
     http_ = RawHttp(None, 5)
-    status, body, _ = http_.simple("GET", f"{server.url}/big", {}, max_body=1000)
-    assert status == 200 and 1000 < len(body) < 100000
+    with pytest.raises(BodyTooLarge):
+        http_.simple("GET", f"{server.url}/big", {}, max_body=1000)
+    response = http_.request("GET", f"{server.url}/big", {})
+    assert response.read(1000, truncate=True) == b"x" * 1000  # an error body: the start is kept
     assert http_.simple("GET", f"{server.url}/next", {})[1] == b"y"
-    assert server.connections == 2
+    assert server.connections == 3
+
+
+# ------------------------------------------------------------------ strictness (each an h11 rule)
+
+@pytest.mark.parametrize("answer, error", [
+    (b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n0x3\r\nabc\r\n0\r\n\r\n", "bad chunk size"),
+    (b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n-3\r\nabc\r\n0\r\n\r\n", "bad chunk size"),
+    (b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n+3\r\nabc\r\n0\r\n\r\n", "bad chunk size"),
+    (b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n 3\r\nabc\r\n0\r\n\r\n", "bad chunk size"),
+    (b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabcXY0\r\n\r\n", "not followed by CRLF"),
+    (b"HTTP/1.1 200 OK\r\nContent-Length : 3\r\n\r\nabc", "malformed header line"),
+    (b"HTTP/1.1 200 OK\r\nContent-Length: \xd9\xa3\r\n\r\nabc", "bad Content-Length"),  # Arabic-Indic 3
+    (b"HTTP/1.1 200 OK\r\nContent-Length: +3\r\n\r\nabc", "bad Content-Length"),
+    (b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\nContent-Length: 4\r\n\r\nabc", "bad Content-Length"),
+    (b"HTTP/1.1 200 OK\r\nTransfer-Encoding: xchunked\r\n\r\nabc", "unsupported Transfer-Encoding"),
+    (b"HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip, chunked\r\n\r\n0\r\n\r\n", "unsupported Transfer-Encoding"),
+    (b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nContent-Length: 3\r\n\r\n0\r\n\r\n", "both"),
+    (b"HTTP/1.1 200 OK\r\nX-A: 1\r\n folded\r\nContent-Length: 0\r\n\r\n", "malformed header line"),
+    (b"HTTP/1.1 200 OK\nContent-Length: 0\n\n", "bad status line"),
+    (b"HTTP/1.1 2000 OK\r\nContent-Length: 0\r\n\r\n", "bad status line"),
+    (b"HTTP/1.1 \xd9\xa2\xd9\xa0\xd9\xa0 OK\r\nContent-Length: 0\r\n\r\n", "bad status line"),
+])
+def test_answers_h11_refuses_are_refused(serve, answer: bytes, error: str) -> None:
+    server = serve([answer])
+    with pytest.raises(ProtocolError, match=error):
+        RawHttp(None, 5).simple("GET", f"{server.url}/x", {})
+
+
+def test_chunked_transfer_encoding_is_a_token_not_a_substring(serve) -> None:
+    server = serve([b"HTTP/1.1 200 OK\r\nTransfer-Encoding: Chunked \r\n\r\n3\r\nabc\r\n0\r\n\r\n"])
+    assert RawHttp(None, 5).simple("GET", f"{server.url}/x", {})[1] == b"abc"
+
+
+@pytest.mark.parametrize("headers", [{"X-A": "v\r\nInjected: yes"}, {"X-A": "v\nx"}, {"X A": "v"},
+                                     {"X-A:": "v"}, {"X-A": "nul\x00"}])
+def test_headers_that_would_split_the_request_are_refused_before_sending(serve, headers: dict[str, str]) -> None:
+    server = serve([b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n"])
+    with pytest.raises(ProtocolError, match="invalid (header name|value for header)"):
+        RawHttp(None, 5).simple("GET", f"{server.url}/x", headers)
+    assert not server.requests
+
+
+def test_a_request_target_with_spaces_or_newlines_is_refused(serve) -> None:
+    server = serve([])
+    with pytest.raises(ProtocolError, match="invalid request target"):
+        RawHttp(None, 5).simple("GET", f"{server.url}/a b\r\nX: y", {})
+
+
+def test_refused_connection_is_a_fast_http_error() -> None:
+    sock = socket.create_server(("127.0.0.1", 0))
+    port = sock.getsockname()[1]
+    sock.close()
+    with pytest.raises(FastHttpError, match="ConnectionRefusedError"):
+        RawHttp(None, 5).simple("GET", f"http://127.0.0.1:{port}/v2/", {})

@@ -15,7 +15,6 @@ import io
 import json
 import logging
 import stat
-import time
 from pathlib import Path
 
 import httpx
@@ -26,6 +25,7 @@ from edgebuild.errors import RegistryError
 from edgebuild.plan import Plan, PlanImage
 from edgebuild.registry.client import RegistryClient
 from edgebuild.registry.manifest import sha256_digest
+from edgebuild.registry.retry import is_transient
 from edgebuild.registry.mirror import MirrorOptions, mirror_to_registry
 from tests.conftest import require_tool
 from tests.registry_fixtures import PASSWORD, USER, RegistryServer, write_authfile
@@ -223,6 +223,16 @@ def test_identity_token_against_a_basic_auth_registry_is_a_clear_error(registry_
     assert basic.host in text and str(authfile) in text and "identity token" in text and secret not in text
 
 
+class FakeClock:
+    """The client's monotonic clock, moved by the test instead of sleeping."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
 def test_short_lived_tokens_are_renewed(token_registry, token_issuer, tmp_path: Path) -> None:
     layout = Layout(tmp_path / "layout")
     simple_image(layout, "one")
@@ -230,11 +240,14 @@ def test_short_lived_tokens_are_renewed(token_registry, token_issuer, tmp_path: 
     token_issuer.requests.clear()
     token_issuer.expires_in = 2
     authfile = write_authfile(tmp_path / "auth.json", {token_registry.host: CREDS})
-    with RegistryClient(token_registry.host, tls_verify=False, authfile=authfile) as client:
+    clock = FakeClock()
+    with RegistryClient(token_registry.host, tls_verify=False, authfile=authfile, clock=clock) as client:
         digest = client.head_manifest("x/one", "v1")
         assert digest and client.head_manifest("x/one", "v1") == digest
-        assert len(token_issuer.issued()) == 1  # cached while it lives
-        time.sleep(2.2)
+        clock.now += 1.5
+        assert client.head_manifest("x/one", "v1") == digest
+        assert len(token_issuer.issued()) == 1  # cached while it lives (renewed a tenth early: at 1.8 s)
+        clock.now += 0.5
         assert client.get_manifest("x/one", digest).digest == digest
         assert len(token_issuer.issued()) == 2  # renewed after expires_in, not reused
     assert not [r for r in token_issuer.requests if r.status != 200]
@@ -258,17 +271,20 @@ def test_a_token_that_dies_early_is_replaced(source_images, token_registry, toke
 def test_upload_whose_token_dies_midway_is_retryable(token_registry, token_issuer, tmp_path: Path) -> None:
     """The streamed upload (http.client path) cannot replay its body: a 401 there drops the tokens and is
     transient, so the engine's blob retry gets a fresh token."""
-    token_issuer.stale_tokens, token_issuer.stale_after = 1, 2
+    token_issuer.expires_in = 60
     authfile = write_authfile(tmp_path / "auth.json", {token_registry.host: CREDS})
     data = b"blob bytes " * 1000
     digest = sha256_digest(data)
-    with RegistryClient(token_registry.host, tls_verify=False, authfile=authfile) as client:
-        location = client.start_upload("x/blob")  # token accepted for about 2 s
+    clock = FakeClock()
+    with RegistryClient(token_registry.host, tls_verify=False, authfile=authfile, clock=clock) as client:
+        location = client.start_upload("x/blob")
         assert location
-        time.sleep(3.5)
+        # the client's token expires; the next one it gets is already dead for the registry
+        clock.now += 120
+        token_issuer.stale_tokens, token_issuer.stale_after = 1, 0
         with pytest.raises(RegistryError, match="refused the bearer token") as info:
             client.finish_upload(location, "x/blob", digest, iter([data]), len(data))
-        assert getattr(info.value, "transient", False)
+        assert is_transient(info.value)
         client.cancel_upload(location, "x/blob")
         location = client.start_upload("x/blob")
         client.finish_upload(location, "x/blob", digest, iter([data]), len(data))
@@ -286,7 +302,7 @@ def test_scope_named_by_the_registry_challenge(token_registry, token_issuer, tmp
     with RegistryClient(token_registry.host, tls_verify=False, authfile=authfile) as client:
         for _ in range(2):
             response = client.request("GET", "/v2/_catalog", repository=None, what="list repositories")
-            assert response.status_code == 200 and response.json()["repositories"] == ["x/one"]
+            assert response.status == 200 and response.json()["repositories"] == ["x/one"]
     assert [r.scopes for r in token_issuer.requests] == [(CATALOG_SCOPE,)]
 
 

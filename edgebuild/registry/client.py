@@ -1,16 +1,16 @@
-"""A client for the OCI distribution API (registry v2) on httpx, with a lean byte path.
+"""A client for the OCI distribution API (registry v2): one implementation of each operation.
 
-One `RegistryClient` per registry host, shared by all copy threads (httpx.Client is thread-safe
-and pools keep-alive connections). Blob bytes and the small hot requests go through rawhttp.py
-(http.client) and fall back to httpx for auth challenges, redirects and retries. It speaks the API as distribution 2.8 implements it: see
-reference/registry-tooling.md for what that server does and does not do (no single-request
-upload, `n` ignored on tags/list, 404 for OCI manifests without an OCI Accept header).
+One `RegistryClient` per registry host, shared by all copy threads. Every operation (manifest
+GET/HEAD/PUT, blob HEAD/GET, upload start/finish, tags) is written once over `request`, which adds
+auth, answers challenges, applies the retry policy (retry.py) and the per-registry request limit,
+and sends through transport.py (the fast HTTP/1.1 transport, or httpx where that one does not
+fit). It speaks the API as distribution 2.8 implements it (no single-request upload, `n` ignored on
+tags/list, 404 for OCI manifests without an OCI Accept header).
 """
 
 from __future__ import annotations
 
 import base64
-import http.client
 import json
 import logging
 import os
@@ -19,24 +19,51 @@ import ssl
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager, nullcontext
+from dataclasses import dataclass, replace
 from pathlib import Path
-from urllib.parse import quote, urljoin
+from typing import Any
+from urllib.parse import quote, urljoin, urlsplit
 
 import httpx
 
 from ..errors import RegistryError
 from .auth import Challenge, Credentials, auth_file_candidates, find_credentials, parse_challenge
 from .manifest import MANIFEST_ACCEPT, MAX_MANIFEST_BYTES, Manifest, parse_manifest, sha256_digest
-from .rawhttp import HttpStatus, NotHandled, RawHttp
-from .retry import RETRYABLE_STATUS, RetryPolicy, parse_retry_after
+from .retry import (RETRYABLE_STATUS, RetryPolicy, StatusError, TransientError, TransientStatusError,
+                    parse_retry_after)
+from .transport import AnswerTooLarge, Response, TransportFailure, Transports, failure_kind
 
 log = logging.getLogger(__name__)
 
-CHUNK_SIZE = 1024 * 1024
 _LINK_NEXT_RE = re.compile(r'<([^>]+)>\s*;\s*rel="?next"?')
-_TLS_HINT = ("if the registry uses plain HTTP or a self-signed certificate, turn TLS verification off for it "
-             "(--src-tls-verify=false / --dest-tls-verify=false) or give its CA with --cert-dir")
+_MANIFEST_CAP_TEXT = f"over the {MAX_MANIFEST_BYTES // (1024 * 1024)} MiB limit registries accept"
+_MANIFEST_CAP_HINT = "such a manifest cannot be pushed to a distribution registry; exclude the image"
+_STATUS_HINTS = {403: "the account lacks permission for this repository; ask the registry admin for push/pull rights",
+                 404: "check the repository and reference exist in the registry"}
+
+
+@dataclass(frozen=True, slots=True)
+class ClientSettings:
+    """Process-wide defaults from the command line (`configure`), for every client a run creates."""
+
+    retry: RetryPolicy = RetryPolicy()
+    max_per_registry: int | None = None  # concurrent requests per registry (oc-mirror's --max-per-registry)
+    fast_http: bool = True  # --no-fast-http / EDGEBUILD_FAST_HTTP=0 turn the fast transport off
+
+
+_settings = ClientSettings()
+
+
+def configure(**changes: Any) -> ClientSettings:
+    """Set the defaults of clients created from now on; returns the previous settings."""
+    global _settings
+    previous, _settings = _settings, replace(_settings, **changes)
+    return previous
+
+
+def settings() -> ClientSettings:
+    return _settings
 
 
 def tls_context(registry: str, cert_dir: str | os.PathLike[str] | None) -> ssl.SSLContext:
@@ -58,27 +85,40 @@ def tls_context(registry: str, cert_dir: str | os.PathLike[str] | None) -> ssl.S
     return ctx
 
 
-def registry_error_text(response: httpx.Response) -> str:
-    """`CODE: message` from a registry error body, or the start of the body."""
+def error_codes(body: bytes) -> tuple[str, ...]:
+    """The `errors[].code` values of a registry error body."""
     try:
-        body = response.json()
-        errors = body.get("errors") or []
-        if errors:
-            return "; ".join(f"{e.get('code', '?')}: {e.get('message', '')}" for e in errors[:3])
-    except Exception:  # noqa: BLE001 - any undecodable body is reported as text
-        pass
-    text = response.text.strip().replace("\n", " ") if response.content else ""
-    return text[:200] or response.reason_phrase
+        errors = json.loads(body).get("errors") or []
+        return tuple(str(e.get("code", "?")) for e in errors if isinstance(e, dict))
+    except Exception:  # noqa: BLE001 - an undecodable body has no codes
+        return ()
 
 
-def _error_text(body: bytes, fallback: str) -> str:
+def error_text(body: bytes, fallback: str = "") -> str:
+    """`CODE: message` from a registry error body, or the start of the body."""
     try:
         errors = json.loads(body).get("errors") or []
         if errors:
             return "; ".join(f"{e.get('code', '?')}: {e.get('message', '')}" for e in errors[:3])
     except Exception:  # noqa: BLE001 - any undecodable body is reported as text
         pass
-    return body[:200].decode("utf-8", "replace").strip() or fallback
+    return body[:200].decode("utf-8", "replace").strip().replace("\n", " ") or fallback
+
+
+class ConnectionFailed(TransientError):
+    """No answer from the registry; `kind` says why (see transport.failure_kind)."""
+
+    def __init__(self, message: str, hint: str | None = None, *, kind: str = "other") -> None:
+        super().__init__(message, hint)
+        self.kind = kind
+
+
+class TlsFailure(RegistryError):
+    """The TLS handshake failed (plain HTTP where HTTPS was expected, or an untrusted certificate)."""
+
+    def __init__(self, message: str, hint: str | None = None, *, kind: str = "tls") -> None:
+        super().__init__(message, hint)
+        self.kind = kind
 
 
 class RegistryClient:
@@ -87,20 +127,22 @@ class RegistryClient:
     def __init__(self, registry: str, *, tls_verify: bool = True, cert_dir: str | os.PathLike[str] | None = None,
                  authfile: str | os.PathLike[str] | None = None, credentials: Credentials | None = None,
                  retry: RetryPolicy | None = None, max_connections: int = 32, timeout: float = 120.0,
-                 fast_blobs: bool = True) -> None:
+                 fast_http: bool | None = None, max_per_registry: int | None = None,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        defaults = settings()
         self.registry = registry
         self.tls_verify = tls_verify
-        self.retry = retry or RetryPolicy()
+        self.retry = retry or defaults.retry
+        self._clock = clock
         self._authfile = authfile
         self._fixed_credentials = credentials
         self._credentials: dict[str, Credentials | None] = {}
         verify: ssl.SSLContext | bool = tls_context(registry, cert_dir) if tls_verify else False
         raw_ssl = verify if isinstance(verify, ssl.SSLContext) else ssl._create_unverified_context()
-        self._raw: RawHttp | None = RawHttp(raw_ssl, timeout) if fast_blobs else None
-        self._http = httpx.Client(verify=verify, timeout=httpx.Timeout(timeout, connect=15.0),
-                                  limits=httpx.Limits(max_connections=max_connections,
-                                                      max_keepalive_connections=max_connections),
-                                  follow_redirects=True)
+        self._transports = Transports(raw_ssl, verify, timeout, max_connections,
+                                      fast=defaults.fast_http if fast_http is None else fast_http)
+        limit = max_per_registry or defaults.max_per_registry
+        self._slots: threading.BoundedSemaphore | None = threading.BoundedSemaphore(limit) if limit else None
         self._lock = threading.Lock()
         self._base: str | None = None
         self._challenge: Challenge | None = None
@@ -110,11 +152,9 @@ class RegistryClient:
     # -------------------------------------------------------------------------------- plumbing
 
     def close(self) -> None:
-        self._http.close()
-        if self._raw is not None:
-            self._raw.close()
+        self._transports.close()
 
-    def __enter__(self) -> "RegistryClient":
+    def __enter__(self) -> RegistryClient:
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -135,47 +175,51 @@ class RegistryClient:
                 return
             self.credentials(None)  # a broken auth file fails here, before any network use, as in skopeo
             schemes = ["https"] if self.tls_verify else ["https", "http"]
-            first_error: Exception | None = None
+            first: RegistryError | None = None
             for scheme in schemes:
                 base = f"{scheme}://{self.registry}"
-                for attempt in range(self.retry.attempts):
-                    try:
-                        response = self._http.get(f"{base}/v2/")
-                    except httpx.TransportError as exc:
-                        if isinstance(exc, httpx.ConnectError) and ("SSL" in str(exc) or "ssl" in str(exc)):
-                            first_error = first_error or exc
-                            break
-                        first_error = first_error or exc
-                        if attempt + 1 < self.retry.attempts:
-                            self.retry.sleep(attempt)
-                            continue
-                        break
-                    if response.status_code in RETRYABLE_STATUS and attempt + 1 < self.retry.attempts:
-                        self.retry.sleep(attempt, parse_retry_after(response.headers.get("Retry-After")))
-                        continue
-                    if response.status_code == 401:
-                        self._challenge = parse_challenge(response.headers.get("WWW-Authenticate", ""))
-                    elif response.status_code != 200:
-                        raise RegistryError(f"registry {self.registry}: GET /v2/ answered HTTP "
-                                            f"{response.status_code}: {registry_error_text(response)}",
-                                            hint="check that the address is an OCI registry")
-                    self._base = base
-                    return
-            raise RegistryError(f"cannot reach registry {self.registry}: {first_error}",
-                                hint=_TLS_HINT if "SSL" in str(first_error) else
-                                "check that the registry is running and the host and port are right")
+                try:
+                    response = self.retry.run(lambda _attempt: self._ping_once(base))
+                except (ConnectionFailed, TlsFailure) as exc:
+                    first = first or exc
+                    if isinstance(exc, TlsFailure) or not _has_port(self.registry):
+                        continue  # plain HTTP may answer where TLS did not, or on port 80 when 443 is shut
+                    break
+                except TransientStatusError as exc:
+                    raise RegistryError(f"registry {self.registry}: GET /v2/ answered HTTP {exc.status} "
+                                        f"(still after {self.retry.effective_attempts} attempt(s))",
+                                        hint="rerun later if the registry is overloaded") from None
+                status = response.status
+                body = response.drain()
+                response.close()
+                if status == 401:
+                    self._challenge = parse_challenge(response.headers.get("www-authenticate", ""))
+                elif status != 200:
+                    raise RegistryError(f"registry {self.registry}: GET /v2/ answered HTTP "
+                                        f"{status}: {error_text(body, 'no reason given')}",
+                                        hint="check that the address is an OCI registry")
+                self._base = base
+                return
+            assert first is not None
+            raise type(first)(f"cannot reach registry {self.registry}: {first.message.split(': ', 2)[-1]}", first.hint,
+                              kind=first.kind) from None
+
+    def _ping_once(self, base: str) -> Response:
+        response = self._send(base + "/v2/", "GET", {}, None, "GET /v2/")
+        if response.status in RETRYABLE_STATUS:
+            response.drain()
+            response.close()
+            raise TransientStatusError(f"registry {self.registry}: GET /v2/ answered HTTP {response.status}",
+                                       status=response.status,
+                                       retry_after=parse_retry_after(response.headers.get("retry-after")))
+        return response
 
     def _absolute(self, path_or_url: str) -> str:
-        """An absolute URL as a plain string: httpx.URL parsing of long upload `_state` queries
-        costs a measurable share of CPU when hundreds of small images are copied."""
+        """An absolute URL as a plain string (httpx.URL parsing of long upload `_state` queries costs
+        a measurable share of CPU when hundreds of small images are copied)."""
         if path_or_url.startswith(("http://", "https://")):
             return path_or_url
         return urljoin(self.base_url + "/", path_or_url)
-
-    def _url(self, path_or_url: str) -> httpx.URL:
-        if path_or_url.startswith(("http://", "https://")):
-            return httpx.URL(path_or_url)
-        return httpx.URL(self.base_url).join(path_or_url)
 
     def credentials(self, repository: str | None) -> Credentials | None:
         if self._fixed_credentials is not None:
@@ -239,13 +283,13 @@ class RegistryClient:
         One request per scope at a time: the copy threads that need the same scope wait for the first
         one's token instead of each asking the token service."""
         cached = self._tokens.get(scopes)
-        if cached and cached[1] > time.monotonic():
+        if cached and cached[1] > self._clock():
             return cached[0]
         with self._lock:
             lock = self._token_locks.setdefault(scopes, threading.Lock())
         with lock:
             cached = self._tokens.get(scopes)
-            if cached and cached[1] > time.monotonic():
+            if cached and cached[1] > self._clock():
                 return cached[0]
             token, valid_until = self._fetch_token(scopes, creds, what)
             self._tokens[scopes] = (token, valid_until)
@@ -260,19 +304,19 @@ class RegistryClient:
         if not realm:
             raise RegistryError(f"registry {self.registry}: bearer challenge without a realm")
         service = challenge.params.get("service")
-        started = time.monotonic()
+        started = self._clock()
         if creds is not None and creds.is_identity_token:
             form = {"grant_type": "refresh_token", "refresh_token": creds.identity_token, "client_id": "edgebuild"}
             if service:
                 form["service"] = service
             if scopes:
                 form["scope"] = " ".join(scopes)  # one space-separated list, as the OAuth2 spec has it
-            response = self._token_call(realm, lambda: self._http.post(realm, data=form))
+            response = self._token_call(realm, lambda: self._transports.http.post(realm, data=form))
         else:
             params: list[tuple[str, str]] = [("service", service)] if service else []
             params += [("scope", s) for s in scopes]
             auth = (creds.username, creds.password) if creds else None
-            response = self._token_call(realm, lambda: self._http.get(realm, params=params, auth=auth))
+            response = self._token_call(realm, lambda: self._transports.http.get(realm, params=params, auth=auth))
         status = response.status_code
         if status in (401, 403) or (status == 400 and creds is not None and creds.is_identity_token
                                     and "invalid_grant" in response.text):
@@ -283,7 +327,7 @@ class RegistryClient:
                                 hint=f"log in with a username and password: `podman login {self.registry}`")
         if status != 200:
             raise RegistryError(f"registry {self.registry}: token service {realm} answered HTTP "
-                                f"{status}: {registry_error_text(response)}")
+                                f"{status}: {error_text(response.content, response.reason_phrase)}")
         try:
             body = response.json()
             token = body.get("token") or body.get("access_token")
@@ -297,196 +341,154 @@ class RegistryClient:
         return token, started + lifetime - min(10.0, lifetime / 10)
 
     def _token_call(self, realm: str, call: Callable[[], httpx.Response]) -> httpx.Response:
-        """One token-service call, retried on connection trouble and retryable statuses."""
-        for attempt in range(self.retry.attempts):
+        """One token-service call under the retry policy (connection trouble, retryable statuses)."""
+        def once(_attempt: int) -> httpx.Response:
             try:
                 response = call()
             except httpx.TransportError as exc:
-                if attempt + 1 < self.retry.attempts:
-                    self.retry.sleep(attempt)
-                    continue
-                raise RegistryError(f"registry {self.registry}: token service {realm} unreachable: {exc}") from None
-            if response.status_code in RETRYABLE_STATUS and attempt + 1 < self.retry.attempts:
-                self.retry.sleep(attempt, parse_retry_after(response.headers.get("Retry-After")))
-                continue
+                raise ConnectionFailed(f"registry {self.registry}: token service {realm} unreachable: {exc}",
+                                       kind=failure_kind(exc)) from None
+            if response.status_code in RETRYABLE_STATUS:
+                raise TransientStatusError(f"registry {self.registry}: token service {realm} answered HTTP "
+                                           f"{response.status_code}", status=response.status_code,
+                                           retry_after=parse_retry_after(response.headers.get("Retry-After")))
             return response
-        raise AssertionError("unreachable: the last attempt returns or raises")
+        return self.retry.run(once)
+
+    # -------------------------------------------------------------------------------- requests
+
+    def _slot(self) -> AbstractContextManager[Any]:
+        return self._slots if self._slots is not None else nullcontext()
+
+    def _send(self, url: str, method: str, headers: dict[str, str], content: bytes | Iterable[bytes] | None,
+              what: str) -> Response:
+        """One request on the transport that fits, inside the registry's request limit; the answer's
+        head is read. No answer is a ConnectionFailed (retried) or a TlsFailure (not)."""
+        try:
+            with self._slot():
+                return self._transports.send(method, url, headers, content)
+        except TransportFailure as exc:
+            if exc.tls:
+                raise TlsFailure(f"registry {self.registry}: {what}: TLS handshake failed: {exc}",
+                                 hint=TLS_HINT, kind=exc.kind) from None
+            raise ConnectionFailed(f"registry {self.registry}: {what}: connection failed: {exc}",
+                                   hint="check that the registry is up; rerun to resume, finished blobs are kept",
+                                   kind=exc.kind) from None
 
     def request(self, method: str, path: str, *, repository: str | None, what: str, push: bool = False,
                 mount_from: str | None = None, headers: dict[str, str] | None = None,
-                content: bytes | Iterable[bytes] | None = None, stream: bool = False) -> httpx.Response:
-        """Send one request with auth, retrying what can change. The caller checks the status.
+                content: bytes | Iterable[bytes] | None = None) -> Response:
+        """Send one request with auth; retry what can change (retry.py). Returns any answer but a 401
+        or a retryable status; the caller checks the status and closes or reads the answer.
 
-        A streamed (iterable) body cannot be replayed, so such requests are sent once; the copy
-        engine retries them by reopening the source.
-        """
+        A streamed (iterable) body cannot be replayed, so such a request is sent once; the copy
+        engine retries the whole blob by reopening the source."""
         scopes: tuple[str, ...] = ()
         if repository:
             scopes = (f"repository:{repository}:{'pull,push' if push else 'pull'}",)
             if mount_from:
                 scopes += (f"repository:{mount_from}:pull",)
-        replayable = content is None or isinstance(content, bytes)
-        url = self._url(path)
-        attempt = 0
-        auth_retried = False
+        url = self._absolute(path)
+        if content is None or isinstance(content, bytes):
+            return self.retry.run(lambda _attempt: self._authorized(method, url, scopes, repository, what,
+                                                                      headers, content, True))
+        return self._authorized(method, url, scopes, repository, what, headers, content, False)
+
+    def _authorized(self, method: str, url: str, scopes: tuple[str, ...], repository: str | None, what: str,
+                    headers: dict[str, str] | None, content: bytes | Iterable[bytes] | None,
+                    replayable: bool) -> Response:
+        """One attempt, answering at most one auth challenge on the way (that is no retry)."""
+        challenged = False
         while True:
             send_headers = dict(headers or {})
             authorization = self._authorization(repository, scopes, what)
             if authorization:
                 send_headers["Authorization"] = authorization
-            try:
-                request = self._http.build_request(method, url, headers=send_headers, content=content)
-                response = self._http.send(request, stream=stream)
-            except httpx.TransportError as exc:
-                if replayable and attempt + 1 < self.retry.attempts:
-                    log.debug("%s %s: %s; retrying", method, url.path, exc)
-                    self.retry.sleep(attempt)
-                    attempt += 1
+            response = self._send(url, method, send_headers, content, what)
+            status = response.status
+            if status == 401:
+                challenge = parse_challenge(response.headers.get("www-authenticate", ""))
+                response.drain()
+                response.close()
+                if replayable and not challenged and challenge is not None:
+                    self._learn_challenge(challenge, scopes)
+                    # The registry names the scope it wants (e.g. registry:catalog:* for /v2/_catalog,
+                    # which no repository implies): ask the token service for that too.
+                    wanted = challenge.params.get("scope", "").split() if challenge.scheme == "bearer" else []
+                    scopes = tuple(dict.fromkeys([*scopes, *wanted]))
+                    challenged = True
                     continue
-                error = RegistryError(f"registry {self.registry}: {what}: connection failed after "
-                                      f"{attempt + 1} attempt(s): {type(exc).__name__}: {exc}",
-                                      hint="check that the registry is up; rerun to resume, finished blobs are kept")
-                error.transient = True  # type: ignore[attr-defined]
-                raise error from None
-            if response.status_code == 401 and replayable and not auth_retried:
-                challenge = parse_challenge(response.headers.get("WWW-Authenticate", ""))
+                raise self._unauthorized(challenge, replayable, repository, scopes, what)
+            if status in RETRYABLE_STATUS:
+                body = response.drain()
                 response.close()
-                if challenge is None:
-                    raise self._auth_failed(what, self.credentials(repository))
-                with self._lock:
-                    self._challenge = Challenge(challenge.scheme,
-                                                {k: v for k, v in challenge.params.items() if k not in
-                                                 ("scope", "error")})
-                    self._tokens.pop(scopes, None)
-                # The registry names the scope it wants (e.g. registry:catalog:* for /v2/_catalog, which
-                # no repository implies): ask the token service for that too.
-                wanted = challenge.params.get("scope", "").split() if challenge.scheme == "bearer" else []
-                scopes = tuple(dict.fromkeys([*scopes, *wanted]))
-                auth_retried = True
-                continue
-            if response.status_code == 401:
-                challenge = parse_challenge(response.headers.get("WWW-Authenticate", ""))
-                response.close()
-                if (challenge is not None and challenge.scheme == "bearer"
-                        and challenge.params.get("error") == "insufficient_scope"):
-                    raise self._scope_denied(what, self.credentials(repository), scopes)
-                raise self._auth_failed(what, self.credentials(repository))
-            if response.status_code in RETRYABLE_STATUS and replayable and attempt + 1 < self.retry.attempts:
-                retry_after = parse_retry_after(response.headers.get("Retry-After"))
-                response.close()
-                log.debug("%s %s: HTTP %s; retrying", method, url.path, response.status_code)
-                self.retry.sleep(attempt, retry_after)
-                attempt += 1
-                continue
+                log.debug("%s %s: HTTP %s", method, urlsplit(url).path, status)
+                raise TransientStatusError(
+                    f"registry {self.registry}: {what}: HTTP {status} {error_text(body)}".rstrip(),
+                    hint="rerun later if the registry is overloaded", status=status, codes=error_codes(body),
+                    retry_after=parse_retry_after(response.headers.get("retry-after")))
             return response
 
-    def fail(self, response: httpx.Response, what: str, hint: str | None = None) -> RegistryError:
-        """A RegistryError for an unexpected answer, naming the registry, the call and the registry's reason."""
-        if not response.is_closed:
-            try:
-                response.read()
-            except httpx.HTTPError:
-                pass
-        status = response.status_code
-        if hint is None:
-            hint = {403: "the account lacks permission for this repository; ask the registry admin for push/pull rights",
-                    404: "check the repository and reference exist in the registry"}.get(
-                status, "rerun later if the registry is overloaded" if status >= 500 else None)
-        error = RegistryError(f"registry {self.registry}: {what}: HTTP {status} {registry_error_text(response)}",
-                              hint=hint)
-        error.transient = status in RETRYABLE_STATUS  # type: ignore[attr-defined]
-        return error
+    def _learn_challenge(self, challenge: Challenge, scopes: tuple[str, ...]) -> None:
+        with self._lock:
+            self._challenge = Challenge(challenge.scheme, {k: v for k, v in challenge.params.items()
+                                                           if k not in ("scope", "error")})
+            self._tokens.pop(scopes, None)
 
-    def _auth_headers(self, repository: str, push: bool, what: str) -> dict[str, str]:
-        self.base_url  # noqa: B018 - make sure the scheme and the challenge are known
-        scopes = (f"repository:{repository}:{'pull,push' if push else 'pull'}",)
-        authorization = self._authorization(repository, scopes, what)
-        return {"Authorization": authorization} if authorization else {}
-
-    def _fast(self, method: str, path: str, repository: str, push: bool, what: str,
-              headers: dict[str, str] | None = None, body: bytes | None = None,
-              mount_from: str | None = None, max_body: int | None = None) -> tuple[int, bytes, dict[str, str]] | None:
-        """A small request on the http.client path; None when httpx must take it (challenge, redirect,
-        retryable status or connection trouble: the httpx path owns auth and retries)."""
-        if self._raw is None:
-            return None
-        scopes: tuple[str, ...] = (f"repository:{repository}:{'pull,push' if push else 'pull'}",)
-        if mount_from:
-            scopes += (f"repository:{mount_from}:pull",)
-        self.base_url  # noqa: B018
-        authorization = self._authorization(repository, scopes, what)
-        send = dict(headers or {})
-        if authorization:
-            send["Authorization"] = authorization
-        try:
-            status, data, answer = self._raw.simple(method, self._absolute(path), send, body, max_body)
-        except (OSError, http.client.HTTPException):
-            return None
-        if status == 401 or 300 <= status < 400 or status in RETRYABLE_STATUS:
-            return None
-        return status, data, answer
-
-    def _status_error(self, status: int, body: bytes, what: str, hint: str | None = None) -> RegistryError:
-        if status == 401:
-            if self._challenge is not None and self._challenge.scheme == "bearer":
-                # Only a streamed upload gets here: its token died on the way (expired early, or the
-                # issuer's clock is off). Forget the tokens; the engine retries the blob with a new one.
+    def _unauthorized(self, challenge: Challenge | None, replayable: bool, repository: str | None,
+                      scopes: tuple[str, ...], what: str) -> RegistryError:
+        if (challenge is not None and challenge.scheme == "bearer"
+                and challenge.params.get("error") == "insufficient_scope"):
+            return self._scope_denied(what, self.credentials(repository), scopes)
+        if not replayable and self._challenge is not None and self._challenge.scheme == "bearer":
+            # A streamed upload's token died on the way (expired early, or the issuer's clock is off).
+            # Forget the tokens; the engine retries the blob with a new one.
+            with self._lock:
                 self._tokens.clear()
-                error = RegistryError(f"registry {self.registry}: {what}: the registry refused the bearer "
-                                      "token (HTTP 401)", hint="rerun; if it persists check the token service "
-                                      "and the clocks of registry and token service")
-                error.transient = True  # type: ignore[attr-defined]
-                return error
-            return self._auth_failed(what, self.credentials(None))
+            return TransientError(f"registry {self.registry}: {what}: the registry refused the bearer "
+                                  "token (HTTP 401)", hint="rerun; if it persists check the token service "
+                                  "and the clocks of registry and token service")
+        return self._auth_failed(what, self.credentials(repository))
+
+    def status_error(self, response: Response, what: str, hint: str | None = None) -> StatusError:
+        """The error for an unexpected answer, naming the registry, the call and the registry's reason."""
+        body = response.drain()
+        response.close()
+        status = response.status
+        codes = error_codes(body)
         if hint is None:
-            hint = {403: "the account lacks permission for this repository; ask the registry admin for push/pull rights",
-                    404: "check the repository and reference exist in the registry"}.get(
-                status, "rerun later if the registry is overloaded" if status >= 500 else None)
-        error = RegistryError(f"registry {self.registry}: {what}: HTTP {status} {_error_text(body, '')}", hint=hint)
-        error.transient = status in RETRYABLE_STATUS  # type: ignore[attr-defined]
-        return error
+            hint = _STATUS_HINTS.get(status, "rerun later if the registry is overloaded" if status >= 500 else None)
+        return StatusError(f"registry {self.registry}: {what}: HTTP {status} {error_text(body)}".rstrip(),
+                           hint=hint, status=status, codes=codes)
+
+    def _expect(self, response: Response, ok: tuple[int, ...], what: str, hint: str | None = None) -> Response:
+        if response.status not in ok:
+            raise self.status_error(response, what, hint)
+        return response
 
     # -------------------------------------------------------------------------------- manifests
 
     def get_manifest(self, repository: str, reference: str) -> Manifest:
-        """GET a manifest by tag or digest (Accept: OCI and Docker types), refusing bodies over 4 MiB
+        """GET a manifest by tag or digest (Accept: OCI and Docker types), refusing bodies over the cap
         before reading them whole, and checking the bytes against a digest reference."""
-        what = f"get manifest {repository}:{reference}" if ":" not in reference else \
-            f"get manifest {repository}@{reference}"
-        origin = f"{self.registry}/{repository}{'@' if reference.startswith('sha256:') else ':'}{reference}"
-        fast = self._fast("GET", f"/v2/{repository}/manifests/{reference}", repository, False, what,
-                          headers={"Accept": MANIFEST_ACCEPT}, max_body=MAX_MANIFEST_BYTES)
-        if fast is not None:
-            if fast[0] != 200:
-                raise self._status_error(fast[0], fast[1], what)
-            if len(fast[1]) > MAX_MANIFEST_BYTES:
-                raise RegistryError(f"{origin}: manifest is over the 4 MiB limit registries accept",
-                                    hint="such a manifest cannot be pushed to a distribution registry; exclude the image")
-            return self._checked_manifest(fast[1], fast[2].get("content-type"), origin, reference)
-        response = self.request("GET", f"/v2/{repository}/manifests/{reference}", repository=repository,
-                                what=what, headers={"Accept": MANIFEST_ACCEPT}, stream=True)
+        sep = "@" if reference.startswith("sha256:") else ":"
+        what = f"get manifest {repository}{sep}{reference}"
+        origin = f"{self.registry}/{repository}{sep}{reference}"
+        response = self._expect(self.request("GET", f"/v2/{repository}/manifests/{reference}",
+                                             repository=repository, what=what,
+                                             headers={"Accept": MANIFEST_ACCEPT}), (200,), what)
+        declared = response.headers.get("content-length", "")
         try:
-            if response.status_code != 200:
-                raise self.fail(response, what)
-            declared = response.headers.get("Content-Length")
-            origin = f"{self.registry}/{repository}{'@' if reference.startswith('sha256:') else ':'}{reference}"
-            if declared and declared.isdigit() and int(declared) > MAX_MANIFEST_BYTES:
-                raise RegistryError(f"{origin}: manifest is {declared} bytes, over the 4 MiB limit registries accept",
-                                    hint="such a manifest cannot be pushed to a distribution registry; exclude the image")
-            data = bytearray()
-            for chunk in response.iter_bytes():
-                data += chunk
-                if len(data) > MAX_MANIFEST_BYTES:
-                    raise RegistryError(f"{origin}: manifest is over the 4 MiB limit registries accept",
-                                        hint="such a manifest cannot be pushed to a distribution registry; "
-                                             "exclude the image")
-        finally:
+            if declared.isascii() and declared.isdigit() and int(declared) > MAX_MANIFEST_BYTES:
+                raise AnswerTooLarge(MAX_MANIFEST_BYTES)
+            data = response.read(MAX_MANIFEST_BYTES)
+        except AnswerTooLarge:
             response.close()
-        return self._checked_manifest(bytes(data), response.headers.get("Content-Type"), origin, reference)
-
-    @staticmethod
-    def _checked_manifest(data: bytes, content_type: str | None, origin: str, reference: str) -> Manifest:
-        manifest = parse_manifest(data, content_type, origin)
+            size = f" is {declared} bytes," if declared.isdigit() else " is"
+            raise RegistryError(f"{origin}: manifest{size} {_MANIFEST_CAP_TEXT}", hint=_MANIFEST_CAP_HINT) from None
+        except TransportFailure as exc:
+            raise ConnectionFailed(f"registry {self.registry}: {what}: {exc}", kind=exc.kind) from None
+        manifest = parse_manifest(data, response.headers.get("content-type"), origin)
         if reference.startswith("sha256:") and manifest.digest != reference:
             raise RegistryError(f"{origin}: the registry served a manifest whose digest is {manifest.digest}",
                                 hint="the source registry's storage is corrupt or a proxy altered the answer")
@@ -495,42 +497,22 @@ class RegistryClient:
     def head_manifest(self, repository: str, reference: str) -> str | None:
         """The digest of a manifest by tag or digest, or None when it does not exist."""
         what = f"check manifest {repository}:{reference}"
-        fast = self._fast("HEAD", f"/v2/{repository}/manifests/{reference}", repository, False, what,
-                          headers={"Accept": MANIFEST_ACCEPT})
-        if fast is not None:
-            if fast[0] == 404:
-                return None
-            if fast[0] != 200:
-                raise self._status_error(fast[0], fast[1], what)
-            if fast[2].get("docker-content-digest"):
-                return fast[2]["docker-content-digest"]
-            return self.get_manifest(repository, reference).digest
         response = self.request("HEAD", f"/v2/{repository}/manifests/{reference}", repository=repository,
                                 what=what, headers={"Accept": MANIFEST_ACCEPT})
-        if response.status_code == 404:
+        if response.status == 404:
+            response.close()
             return None
-        if response.status_code != 200:
-            raise self.fail(response, what)
-        digest = response.headers.get("Docker-Content-Digest")
-        if digest:
-            return digest
-        return self.get_manifest(repository, reference).digest
+        self._expect(response, (200,), what).drain()
+        return response.headers.get("docker-content-digest") or self.get_manifest(repository, reference).digest
 
     def put_manifest(self, repository: str, reference: str, data: bytes, media_type: str) -> str:
         """PUT a manifest under a tag or its digest; returns its digest (sha256 of the bytes sent)."""
         what = f"push manifest {repository}:{reference}"
-        fast = self._fast("PUT", f"/v2/{repository}/manifests/{reference}", repository, True, what,
-                          headers={"Content-Type": media_type}, body=data)
-        if fast is not None:
-            if fast[0] not in (200, 201):
-                raise self._status_error(fast[0], fast[1], what)
-            served = fast[2].get("docker-content-digest")
-        else:
-            response = self.request("PUT", f"/v2/{repository}/manifests/{reference}", repository=repository,
-                                    push=True, what=what, headers={"Content-Type": media_type}, content=data)
-            if response.status_code not in (200, 201):
-                raise self.fail(response, what)
-            served = response.headers.get("Docker-Content-Digest")
+        response = self._expect(self.request("PUT", f"/v2/{repository}/manifests/{reference}",
+                                             repository=repository, push=True, what=what,
+                                             headers={"Content-Type": media_type}, content=data), (200, 201), what)
+        response.drain()
+        served = response.headers.get("docker-content-digest")
         digest = sha256_digest(data)
         if served and served != digest:
             raise RegistryError(f"registry {self.registry}: {what}: stored digest {served}, expected {digest}")
@@ -540,36 +522,34 @@ class RegistryClient:
         what = f"delete manifest {repository}@{digest}"
         response = self.request("DELETE", f"/v2/{repository}/manifests/{digest}", repository=repository,
                                 push=True, what=what)
-        if response.status_code not in (200, 202, 404):
-            raise self.fail(response, what)
+        self._expect(response, (200, 202, 404), what).drain()
 
     def repository_tags(self, repository: str) -> set[str] | None:
         """The tags of `repository`, or None when the registry says the repository does not exist."""
-        what = f"list tags of {repository}"
-        fast = self._fast("GET", f"/v2/{repository}/tags/list", repository, False, what)
-        if fast is not None and fast[0] == 404:
-            return None
-        if fast is not None and fast[0] == 200 and "link" not in fast[2]:
-            return set(json.loads(fast[1]).get("tags") or [])
-        response = self.request("GET", f"/v2/{repository}/tags/list", repository=repository, what=what)
-        if response.status_code == 404:
-            return None
-        return set(self.list_tags(repository))
+        tags = self._tag_pages(repository)
+        return None if tags is None else set(tags)
 
     def list_tags(self, repository: str) -> list[str]:
         """All tags, following `Link: <…>; rel="next"` pagination when the registry paginates."""
+        return self._tag_pages(repository) or []
+
+    def _tag_pages(self, repository: str) -> list[str] | None:
         tags: list[str] = []
         path: str | None = f"/v2/{repository}/tags/list"
         what = f"list tags of {repository}"
         while path:
             response = self.request("GET", path, repository=repository, what=what)
-            if response.status_code == 404:
-                return tags
-            if response.status_code != 200:
-                raise self.fail(response, what)
-            tags += response.json().get("tags") or []
-            match = _LINK_NEXT_RE.search(response.headers.get("Link", ""))
-            path = str(self._url(match.group(1))) if match else None
+            if response.status == 404:
+                response.close()
+                return None if not tags else tags
+            self._expect(response, (200,), what)
+            try:
+                page = json.loads(response.read(MAX_MANIFEST_BYTES))
+            except (ValueError, TransportFailure) as exc:
+                raise RegistryError(f"registry {self.registry}: {what}: unreadable answer ({exc})") from None
+            tags += (page.get("tags") if isinstance(page, dict) else None) or []
+            match = _LINK_NEXT_RE.search(response.headers.get("link", ""))
+            path = self._absolute(urljoin(self.base_url + "/", match.group(1))) if match else None
         return tags
 
     # -------------------------------------------------------------------------------- blobs
@@ -577,48 +557,23 @@ class RegistryClient:
     def head_blob(self, repository: str, digest: str) -> int | None:
         """The size of a blob in `repository`, or None when it is not there."""
         what = f"check blob {digest} in {repository}"
-        fast = self._fast("HEAD", f"/v2/{repository}/blobs/{digest}", repository, False, what)
-        if fast is not None:
-            if fast[0] == 404:
-                return None
-            if fast[0] != 200:
-                raise self._status_error(fast[0], fast[1], what)
-            return int(fast[2].get("content-length", "0"))
         response = self.request("HEAD", f"/v2/{repository}/blobs/{digest}", repository=repository, what=what)
-        if response.status_code == 404:
+        if response.status == 404:
+            response.close()
             return None
-        if response.status_code != 200:
-            raise self.fail(response, what)
-        return int(response.headers.get("Content-Length", "0"))
+        self._expect(response, (200,), what).drain()
+        length = response.headers.get("content-length", "0")
+        return int(length) if length.isascii() and length.isdigit() else 0
 
     @contextmanager
     def open_blob(self, repository: str, digest: str) -> Iterator[tuple[Iterator[bytes], int | None]]:
-        """Stream a blob: yields (chunks, size). The bytes are not verified here; see digest.py."""
+        """Stream a blob: yields (chunks, size). The bytes are verified by the caller (stream.py)."""
         what = f"get blob {digest} from {repository}"
-        path = f"/v2/{repository}/blobs/{digest}"
-        if self._raw is not None:
-            try:
-                chunks, length, close = self._raw.get_stream(self._absolute(path),
-                                                              self._auth_headers(repository, False, what))
-            except HttpStatus as exc:
-                if exc.status not in RETRYABLE_STATUS:
-                    raise self._status_error(exc.status, exc.body, what) from None
-                retry_after = next((v for k, v in exc.headers.items() if k.lower() == "retry-after"), None)
-                self.retry.sleep(0, parse_retry_after(retry_after))  # then the httpx path retries further
-            except (NotHandled, OSError, http.client.HTTPException):
-                pass  # the httpx path below handles challenges, redirects and retries
-            else:
-                try:
-                    yield chunks, length
-                finally:
-                    close()
-                return
-        response = self.request("GET", path, repository=repository, what=what, stream=True)
+        response = self._expect(self.request("GET", f"/v2/{repository}/blobs/{digest}", repository=repository,
+                                             what=what), (200,), what)
         try:
-            if response.status_code != 200:
-                raise self.fail(response, what)
-            length = response.headers.get("Content-Length")
-            yield response.iter_raw(CHUNK_SIZE), int(length) if length and length.isdigit() else None
+            length = response.headers.get("content-length", "")
+            yield response.iter_bytes(), int(length) if length.isascii() and length.isdigit() else None
         finally:
             response.close()
 
@@ -630,20 +585,12 @@ class RegistryClient:
         if mount and mount_from:
             path += f"?mount={mount}&from={mount_from}"
         what = f"start blob upload to {repository}"
-        fast = self._fast("POST", path, repository, True, what, mount_from=mount_from)
-        if fast is not None:
-            status, location = fast[0], fast[2].get("location")
-            if status == 201 and mount:
-                return None
-            if status != 202:
-                raise self._status_error(status, fast[1], what)
-        else:
-            response = self.request("POST", path, repository=repository, push=True, mount_from=mount_from, what=what)
-            if response.status_code == 201 and mount:
-                return None
-            if response.status_code != 202:
-                raise self.fail(response, what)
-            location = response.headers.get("Location")
+        response = self.request("POST", path, repository=repository, push=True, mount_from=mount_from, what=what)
+        if response.status == 201 and mount:
+            response.drain()
+            return None
+        self._expect(response, (202,), what).drain()
+        location = response.headers.get("location")
         if not location:
             raise RegistryError(f"registry {self.registry}: {what}: 202 without a Location header")
         return self._absolute(location)
@@ -651,31 +598,20 @@ class RegistryClient:
     def finish_upload(self, location: str, repository: str, digest: str, chunks: Iterable[bytes] | bytes,
                       size: int | None) -> None:
         """PUT the whole body to an upload session (monolithic upload), streamed when `chunks` is an iterator."""
-        # keep the session's _state query (httpx's params= would replace it)
+        # keep the session's _state query
         url = f"{location}{'&' if '?' in location else '?'}digest={quote(digest, safe='')}"
         headers = {"Content-Type": "application/octet-stream"}
         if size is not None:
             headers["Content-Length"] = str(size)
         what = f"upload blob {digest} to {repository}"
-        if self._raw is not None and size is not None:
-            headers.update(self._auth_headers(repository, True, what))
-            try:
-                status, body, _ = self._raw.put_stream(str(url), headers, chunks)
-            except (OSError, http.client.HTTPException) as exc:
-                error = RegistryError(f"registry {self.registry}: {what}: connection failed: {type(exc).__name__}: "
-                                      f"{exc}", hint="check that the registry is up; rerun to resume")
-                error.transient = True  # type: ignore[attr-defined]
-                raise error from None
-            if status not in (201, 204):
-                text = _error_text(body, "")
-                raise self._status_error(status, body, what, hint="the bytes sent did not match the digest"
-                                         if "DIGEST_INVALID" in text else None)
-            return
-        response = self.request("PUT", str(url), repository=repository, push=True, what=what, headers=headers,
+        response = self.request("PUT", url, repository=repository, push=True, what=what, headers=headers,
                                 content=chunks)
-        if response.status_code not in (201, 204):
-            raise self.fail(response, what, hint="the bytes sent did not match the digest"
-                            if "DIGEST_INVALID" in registry_error_text(response) else None)
+        if response.status not in (201, 204):
+            error = self.status_error(response, what)
+            if "DIGEST_INVALID" in error.codes:
+                error.hint = "the bytes sent did not match the digest"
+            raise error
+        response.drain()
 
     def upload_chunked(self, repository: str, digest: str, chunks: Iterable[bytes]) -> None:
         """Chunked upload: one PATCH per chunk with Content-Range, then PUT ?digest= with no body."""
@@ -690,9 +626,8 @@ class RegistryClient:
             response = self.request("PATCH", location, repository=repository, push=True, what=what,
                                     headers={"Content-Type": "application/octet-stream",
                                              "Content-Range": f"{offset}-{end}"}, content=bytes(chunk))
-            if response.status_code != 202:
-                raise self.fail(response, what)
-            location = str(self._url(response.headers.get("Location") or location))
+            self._expect(response, (202,), what).drain()
+            location = self._absolute(urljoin(location, response.headers.get("location") or location))
             offset = end + 1
         self.finish_upload(location, repository, digest, b"", 0)
 
@@ -709,3 +644,12 @@ class RegistryClient:
             return True
         self.cancel_upload(location, repository)
         return False
+
+
+TLS_HINT = ("if the registry uses plain HTTP or a self-signed certificate, turn TLS verification off for it "
+            "(--src-tls-verify=false / --dest-tls-verify=false) or give its CA with --cert-dir")
+
+
+def _has_port(registry: str) -> bool:
+    return urlsplit(f"//{registry}").port is not None
+

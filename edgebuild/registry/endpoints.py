@@ -17,14 +17,18 @@ from urllib.parse import quote
 
 from ..errors import EdgebuildError, RegistryError
 from .client import RegistryClient
+from .transport import TransportFailure
 from .manifest import Descriptor, Manifest
-from .retry import RetryPolicy
-from .stream import SourceStreamError, verified_chunks
+from .retry import RetryPolicy, StatusError, single_attempt
+from .stream import verified_chunks
 
 # The repository list is read once per run when it is short; a registry with more repositories
 # than this is asked per repository instead (each listing page walks its whole storage).
 LISTING_PAGE = 1000
 LISTING_MAX_PAGES = 3
+LISTING_MAX_BYTES = 16 * 1024 * 1024
+# What distribution answers when a manifest's blob cannot be read in the repository at that moment.
+RACE_CODES = frozenset({"MANIFEST_BLOB_UNKNOWN", "BLOB_UNKNOWN", "DIGEST_INVALID"})
 
 BlobOpener = Callable[[], AbstractContextManager[tuple[Iterator[bytes], int | None]]]
 BlobOutcome = Literal["present", "mounted", "copied"]
@@ -52,21 +56,15 @@ class Endpoint(Protocol):
                     on_bytes: Callable[[int], None] | None = None, assume_absent: bool = False) -> BlobOutcome: ...
 
 
-def is_transient(exc: BaseException) -> bool:
-    """Failures a later attempt may not see: connection trouble on either side, 5xx, 429."""
-    return isinstance(exc, SourceStreamError) or bool(getattr(exc, "transient", False))
-
-
 def transfer_with_retries(send: Callable[[Callable[[int], None]], None], retry: RetryPolicy,
                           on_bytes: Callable[[int], None] | None = None,
                           undo: Callable[[], None] | None = None) -> None:
-    """Move one blob, trying again while failures are transient (either side's connection, 5xx, 429).
+    """Move one blob under the retry policy: the one loop of a transfer (its requests are sent once).
 
     `send(count)` moves the bytes and reports them through `count`. A failed attempt's bytes are taken
     back from the progress and `undo` removes its traces; a digest mismatch or any other lasting failure
-    is raised at once, a source that broke off mid-stream as an error that says to rerun."""
-    attempt = 0
-    while True:
+    is raised at once."""
+    def attempt(_n: int) -> None:
         sent = 0
 
         def count(n: int) -> None:
@@ -75,19 +73,15 @@ def transfer_with_retries(send: Callable[[Callable[[int], None]], None], retry: 
             if on_bytes:
                 on_bytes(n)
         try:
-            send(count)
-            return
-        except Exception as exc:
+            with single_attempt():
+                send(count)
+        except BaseException:
             if on_bytes and sent:
                 on_bytes(-sent)
             if undo:
                 undo()
-            if not is_transient(exc) or attempt + 1 >= retry.attempts:
-                if isinstance(exc, SourceStreamError):
-                    raise RegistryError(str(exc), hint="check the source registry; rerun to resume") from None
-                raise
-            retry.sleep(attempt)
-            attempt += 1
+            raise
+    retry.run(attempt)
 
 
 class RegistryEndpoint:
@@ -146,14 +140,15 @@ class RegistryEndpoint:
             try:
                 response = self.client.request("GET", f"/v2/_catalog{query}", repository=None,
                                                what="list repositories")
-                page = json.loads(response.content) if response.status_code == 200 else None
-            except (EdgebuildError, ValueError):
+                body = response.read(LISTING_MAX_BYTES) if response.status == 200 else response.drain()
+                page = json.loads(body) if response.status == 200 else None
+            except (EdgebuildError, TransportFailure, ValueError):
                 return None
             batch = page.get("repositories") if isinstance(page, dict) else None
             if not isinstance(batch, list) or not all(isinstance(n, str) for n in batch):
                 return None
             names.update(batch)
-            if len(batch) < LISTING_PAGE or "link" not in {k.lower() for k in response.headers}:
+            if len(batch) < LISTING_PAGE or "link" not in response.headers:
                 return names
             last = batch[-1]
         return None
@@ -162,9 +157,49 @@ class RegistryEndpoint:
         return self.client.head_manifest(repository, reference)
 
     def put_manifest(self, repository: str, reference: str, manifest: Manifest) -> None:
-        self.client.put_manifest(repository, reference, manifest.data, manifest.media_type)
+        """PUT the manifest; a push that races another run writing the same blobs is tried again.
+
+        distribution's filesystem driver rewrites a blob's link file in place (truncate, then write)
+        each time a blob is uploaded or mounted into a repository, so while another run links the
+        same blob, a manifest PUT here can read the link empty and answer MANIFEST_BLOB_UNKNOWN or
+        DIGEST_INVALID for a blob that is there. So on those answers every referenced blob or child is
+        checked again: all present, the PUT is repeated (a short wait between, up to the retry
+        budget); one really missing, the error says which."""
+        attempt = 0
+        while True:
+            try:
+                self.client.put_manifest(repository, reference, manifest.data, manifest.media_type)
+                break
+            except StatusError as exc:
+                if exc.status != 400 or not RACE_CODES & set(exc.codes) or attempt + 1 >= self.retry.attempts:
+                    raise
+                missing = self._missing_references(repository, manifest)
+                if missing:
+                    raise RegistryError(f"{exc.message}; {repository} lacks {', '.join(missing[:3])}",
+                                        hint="another run or a garbage collection removed what this image "
+                                             "references meanwhile; rerun to copy it again") from None
+                self.retry.sleep(attempt)
+                attempt += 1
         with self._lock:
             self._touched.add(repository)
+
+    def _missing_references(self, repository: str, manifest: Manifest) -> list[str]:
+        """The blobs (image) or child manifests (index) the destination does not hold, asked twice
+        apart, so a link caught mid-rewrite does not count as missing."""
+        missing: list[str] = []
+        for desc in manifest.children or manifest.blobs:
+            for check in range(2):
+                found = (self.client.head_manifest(repository, desc.digest) if manifest.children
+                         else self.client.head_blob(repository, desc.digest))
+                if found is not None:
+                    break
+                if check == 0:
+                    self.retry.sleep(0)
+            else:
+                missing.append(desc.digest)
+                with self._lock:
+                    self._known.get(desc.digest, set()).discard(repository)
+        return missing
 
     def open_blob(self, repository: str, desc: Descriptor
                   ) -> AbstractContextManager[tuple[Iterator[bytes], int | None]]:

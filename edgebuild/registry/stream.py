@@ -13,17 +13,19 @@ from collections.abc import Callable, Iterable, Iterator
 
 from ..errors import RegistryError
 from .manifest import Descriptor
+from .retry import TransientError
 
 
 class DigestMismatch(RegistryError):
     """A blob whose bytes do not hash to its digest (or have the wrong size). Not retried."""
 
 
-class SourceStreamError(Exception):
+class SourceStreamError(TransientError):
     """Reading the source blob failed mid-stream (connection reset, registry died). Retried."""
 
     def __init__(self, origin: str, cause: BaseException) -> None:
-        super().__init__(f"{origin}: reading the blob failed: {type(cause).__name__}: {cause}")
+        super().__init__(f"{origin}: reading the blob failed: {type(cause).__name__}: {cause}",
+                         hint="check the source registry; rerun to resume")
         self.origin = origin
         self.cause = cause
 
