@@ -55,9 +55,52 @@ def _common_parent() -> argparse.ArgumentParser:
     group.add_argument("--arch", choices=("amd64", "arm64"), default=None,
                        help="device architecture. mirror: keep only that platform of multi-arch images (their "
                             "digests change); build/verify: the platform the device check embeds (lists stay whole)")
+    _add_registry_options(group)
     group.add_argument("-q", "--quiet", action="store_true", help="print only errors and the result")
     group.add_argument("-v", "--verbose", action="count", default=0, help="more log output (-vv for debug)")
     return common
+
+
+def _duration(text: str) -> float:
+    """Seconds from a Go duration as oc-mirror takes it (`2s`, `500ms`, `1m30s`) or a bare number."""
+    import re
+    units = {"ns": 1e-9, "us": 1e-6, "µs": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0, "h": 3600.0}
+    text = text.strip()
+    if re.fullmatch(r"[0-9]+(\.[0-9]+)?", text):
+        return float(text)
+    parts = re.findall(r"([0-9]+(?:\.[0-9]+)?)(ns|us|µs|ms|s|m|h)", text)
+    if not parts or "".join(n + u for n, u in parts) != text:
+        raise argparse.ArgumentTypeError(f"expected a duration such as 2s, 500ms or 1m, got {text!r}")
+    return sum(float(n) * units[u] for n, u in parts)
+
+
+def _count(text: str) -> int:
+    if not text.isascii() or not text.isdigit():
+        raise argparse.ArgumentTypeError(f"expected a whole number >= 0, got {text!r}")
+    return int(text)
+
+
+def _add_registry_options(group: argparse._ArgumentGroup) -> None:
+    """Registry client options, named and defaulted as oc-mirror's (v2 --retry-*, v1 --max-per-registry)."""
+    group.add_argument("--retry-times", type=_count, default=5, metavar="N",
+                       help="retries of a failed registry request or blob transfer (connection trouble, 429, "
+                            "5xx), default 5")
+    group.add_argument("--retry-delay", type=_duration, default=0.0, metavar="DURATION",
+                       help="wait between retries (e.g. 2s); default 0: exponential backoff")
+    group.add_argument("--max-per-registry", type=_count, default=0, metavar="N",
+                       help="concurrent requests per registry; default 0: no limit beyond --parallel")
+    group.add_argument("--no-fast-http", action="store_true",
+                       help="send every registry request through httpx, not the fast HTTP/1.1 path "
+                            "(also EDGEBUILD_FAST_HTTP=0); proxies (HTTP(S)_PROXY) use httpx anyway")
+
+
+def _apply_registry_options(args: argparse.Namespace) -> None:
+    if not hasattr(args, "retry_times"):
+        return
+    from .registry.client import configure
+    from .registry.retry import RetryPolicy
+    configure(retry=RetryPolicy.from_options(args.retry_times, args.retry_delay),
+              max_per_registry=args.max_per_registry or None, fast_http=not args.no_fast_http)
 
 
 def _add_config(p: argparse.ArgumentParser, required: bool = True) -> None:
@@ -268,6 +311,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     _setup_logging(args)
+    _apply_registry_options(args)
     handler: Callable[[argparse.Namespace], int] = args.handler
     try:
         return handler(args)

@@ -188,7 +188,14 @@ def mirror_options(args: argparse.Namespace, config: ImageSetConfig | None = Non
                          authfile=args.authfile, src_cert_dir=src_cert_dir(args),
                          dest_cert_dir=dest_cert_dir(args), arch=args.arch,
                          parallel=getattr(args, "parallel", 4), quiet=args.quiet,
-                         archive_size_gb=config.archive_size_gb if config else None)
+                         archive_size_gb=config.archive_size_gb if config else None,
+                         retry=_retry_policy())
+
+
+def _retry_policy() -> Any:
+    """The run's retry policy (--retry-times / --retry-delay, set on the registry client settings)."""
+    from .registry.client import settings
+    return settings().retry
 
 
 def _load_state(config: ImageSetConfig, authfile: str | None) -> dict[str, Any] | None:
@@ -230,15 +237,39 @@ def prepare_plan(args: argparse.Namespace, config: ImageSetConfig, mirror: Mirro
     the run here, before anything is copied or written.
     """
     options = mirror_options(args, config)
+    checked = preflight_config(config, args, mirror)
     options.previous_state = _load_state(config, args.authfile)
     fbc_dirs: dict[str, str] = {}
     plan = build_plan(config, load_catalogs(config, args, fbc_dirs), mirror, previous=options.previous_state)
+    preflight_plan(plan, args, checked)
     options.catalog_dirs = catalogs_to_rebuild(config, fbc_dirs)
     add_release_images(plan, release_references(release_info))
     for warning in plan.warnings:
         log.warning("warning: %s", warning)
     _fail_on_plan_errors(plan)
     return plan, options
+
+
+def _preflight_sides(args: argparse.Namespace) -> Any:
+    from .registry.preflight import Sides
+    return Sides(args.src_tls_verify, args.dest_tls_verify, src_cert_dir(args), dest_cert_dir(args))
+
+
+def preflight_config(config: ImageSetConfig, args: argparse.Namespace, mirror: MirrorTarget | None) -> set[str]:
+    """Ping, once and concurrently, every registry the configuration names (catalogs, additional images,
+    storageConfig, the destination unless --dry-run) before any is used; returns those checked."""
+    from .registry.preflight import check_registries, config_targets
+    destination = mirror.registry if mirror is not None and not getattr(args, "dry_run", False) else None
+    local = [spec.catalog for spec in config.operators if "://" not in spec.catalog and Path(spec.catalog).is_dir()]
+    targets = config_targets(config, _preflight_sides(args), destination=destination,
+                             overrides=_overrides(args), local_catalogs=local)
+    return check_registries(targets, authfile=args.authfile)
+
+
+def preflight_plan(plan: Plan, args: argparse.Namespace, checked: set[str]) -> None:
+    """The same for the image sources the catalogs added (bundles, related images)."""
+    from .registry.preflight import check_registries, plan_targets
+    check_registries(plan_targets(plan, _preflight_sides(args), checked), authfile=args.authfile)
 
 
 def run_mirror(args: argparse.Namespace) -> int:
@@ -251,6 +282,11 @@ def run_mirror(args: argparse.Namespace) -> int:
         if args.dry_run:
             raise UsageError("--dry-run with --from is not supported: the disk copy's edgebuild/images.json "
                              "lists what would be pushed")
+        from .registry.preflight import Target, check_registries
+        target = parse_mirror(args.to)
+        assert target is not None
+        check_registries([Target(target.registry, "destination", args.dest_tls_verify, dest_cert_dir(args))],
+                         authfile=args.authfile)
         engine.mirror_from_disk(args.from_, args.to, mirror_options(args, config))
         return 0
     if args.arch:
