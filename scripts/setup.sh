@@ -4,7 +4,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-apt_packages=(docker-registry skopeo umoci apache2-utils openssl curl busybox-static
+apt_packages=(docker-registry skopeo umoci apache2-utils openssl curl busybox-static tinyproxy
               podman buildah runc fuse-overlayfs slirp4netns uidmap catatonit iproute2 util-linux)
 missing=()
 for pkg in "${apt_packages[@]}"; do

@@ -207,3 +207,32 @@ def test_nothing_written_outside_the_work_dir(one_image, tmp_path: Path, monkeyp
     assert sorted(p for p in isolated_auth_env.rglob("*")) == before
     assert sha256_digest((tmp_path / "disk" / "blobs" / "sha256" /
                           sha256_digest(inspect_raw(one_image))[7:]).read_bytes()) == sha256_digest(inspect_raw(one_image))
+
+
+def test_a_blob_failing_forever_costs_retry_times_plus_one_requests(one_image, registry, registry2,
+                                                                     fault_proxy_factory, tmp_path: Path,
+                                                                     capsys) -> None:
+    """No retries inside retries: the blob transfer is the one loop, its GET is sent once per attempt."""
+    from edgebuild.cli import main
+    proxy = fault_proxy_factory(registry)
+    layer = json.loads(inspect_raw(one_image))["layers"][0]["digest"]
+    proxy.add(FaultRule("GET", f"/blobs/{layer}", "status", status=503, times=1000))
+    config = tmp_path / "isc.yaml"
+    config.write_text("apiVersion: mirror.openshift.io/v2alpha1\nkind: ImageSetConfiguration\nmirror:\n"
+                      f"  additionalImages:\n  - name: {one_image.replace(registry.host, proxy.host)}\n")
+    code = main(["mirror", "-c", str(config), "--to", f"docker://{registry2.host}/m", "--src-tls-verify=false",
+                 "--dest-tls-verify=false", "--retry-times", "2", "--retry-delay", "10ms", "-q"])
+    err = capsys.readouterr().err
+    assert code == 1
+    assert len([1 for m, p, s, _ in proxy.log if p.endswith(layer)]) == 3
+    assert "HTTP 503" in err and err.count("HTTP 503") == 1
+
+
+def test_a_manifest_failing_forever_costs_retry_times_plus_one_requests(one_image, registry, registry2,
+                                                                         fault_proxy_factory) -> None:
+    proxy = fault_proxy_factory(registry)
+    proxy.add(FaultRule("GET", r"/manifests/v1$", "status", status=502, times=1000))
+    with pytest.raises(RegistryError, match="HTTP 502"):
+        mirror_to_registry(make_plan([one_image.replace(registry.host, proxy.host)]), f"docker://{registry2.host}",
+                           options())
+    assert len([1 for m, p, s, _ in proxy.log if p.endswith("/manifests/v1")]) == FAST.attempts
