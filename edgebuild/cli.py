@@ -94,13 +94,16 @@ def _add_registry_options(group: argparse._ArgumentGroup) -> None:
                             "(also EDGEBUILD_FAST_HTTP=0); proxies (HTTP(S)_PROXY) use httpx anyway")
 
 
-def _apply_registry_options(args: argparse.Namespace) -> None:
+def _apply_registry_options(args: argparse.Namespace) -> Callable[[], None]:
+    """Make the options the defaults of the run's registry clients; returns what puts the old ones back."""
     if not hasattr(args, "retry_times"):
-        return
+        return lambda: None
     from .registry.client import configure
     from .registry.retry import RetryPolicy
-    configure(retry=RetryPolicy.from_options(args.retry_times, args.retry_delay),
-              max_per_registry=args.max_per_registry or None, fast_http=not args.no_fast_http)
+    previous = configure(retry=RetryPolicy.from_options(args.retry_times, args.retry_delay),
+                         max_per_registry=args.max_per_registry or None, fast_http=not args.no_fast_http)
+    return lambda: configure(retry=previous.retry, max_per_registry=previous.max_per_registry,
+                             fast_http=previous.fast_http)
 
 
 def _add_config(p: argparse.ArgumentParser, required: bool = True) -> None:
@@ -311,7 +314,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     _setup_logging(args)
-    _apply_registry_options(args)
+    restore = _apply_registry_options(args)
     handler: Callable[[argparse.Namespace], int] = args.handler
     try:
         return handler(args)
@@ -321,6 +324,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+    finally:
+        restore()
 
 
 if __name__ == "__main__":  # pragma: no cover

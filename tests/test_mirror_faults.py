@@ -236,3 +236,34 @@ def test_a_manifest_failing_forever_costs_retry_times_plus_one_requests(one_imag
         mirror_to_registry(make_plan([one_image.replace(registry.host, proxy.host)]), f"docker://{registry2.host}",
                            options())
     assert len([1 for m, p, s, _ in proxy.log if p.endswith("/manifests/v1")]) == FAST.attempts
+
+
+RACE_BODY = json.dumps({"errors": [{"code": "MANIFEST_BLOB_UNKNOWN", "message": "blob unknown to registry"}]}).encode()
+
+
+def test_manifest_push_racing_another_run_is_retried_after_the_blobs_are_checked(
+        one_image, registry, registry2, fault_proxy_factory, tmp_path: Path) -> None:
+    """The answer distribution gives while another run rewrites the same blob's link (issue 12 item 4);
+    the race itself is timing-dependent (tests/test_concurrent_registry.py runs it for real), so the
+    proxy plays the answer once."""
+    proxy = fault_proxy_factory(registry2)
+    proxy.add(FaultRule("PUT", r"/manifests/", "status", status=400, body=RACE_BODY))
+    report = mirror_to_registry(make_plan([one_image]), f"docker://{proxy.host}", options())
+    assert not report.failed
+    puts = [(p, s) for m, p, s, _ in proxy.log if m == "PUT" and "/manifests/" in p]
+    assert [s for _, s in puts] == [400, 201]
+    first_put = next(i for i, (m, p, s, _) in enumerate(proxy.log) if m == "PUT" and "/manifests/" in p)
+    rechecked = [p for m, p, s, _ in proxy.log[first_put:] if m == "HEAD" and "/blobs/" in p]
+    assert len(rechecked) == len(json.loads(inspect_raw(one_image))["layers"]) + 1  # layers and config
+    verify_pull(f"{registry2.host}/f/one:v1", tmp_path / "v")
+
+
+def test_manifest_push_whose_blob_really_vanished_is_explained(one_image, registry, registry2,
+                                                                fault_proxy_factory) -> None:
+    proxy = fault_proxy_factory(registry2)
+    layer = json.loads(inspect_raw(one_image))["layers"][0]["digest"]
+    proxy.add(FaultRule("PUT", r"/manifests/", "status", status=400, body=RACE_BODY))
+    proxy.add(FaultRule("HEAD", f"/blobs/{layer}", "status", status=404, times=1000, body=b""))
+    with pytest.raises(RegistryError, match=f"MANIFEST_BLOB_UNKNOWN.*f/one lacks {layer}") as info:
+        mirror_to_registry(make_plan([one_image]), f"docker://{proxy.host}", options())
+    assert "another run or a garbage collection removed" in str(info.value)

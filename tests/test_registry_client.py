@@ -19,6 +19,13 @@ pytestmark = pytest.mark.usefixtures("isolated_auth_env")
 FAST = RetryPolicy(attempts=2, base_delay=0.01)
 
 
+@pytest.fixture(autouse=True, params=["fast", "httpx"])
+def transport(request, monkeypatch) -> str:
+    """Every test runs on both transports: one implementation per operation, two ways to send it."""
+    monkeypatch.setenv("EDGEBUILD_FAST_HTTP", "1" if request.param == "fast" else "0")
+    return request.param
+
+
 @pytest.fixture
 def seeded(registry, tmp_path: Path):
     layout = Layout(tmp_path / "layout")
@@ -197,3 +204,38 @@ def test_tag_list_follows_link_pagination(seeded, fault_proxy_factory) -> None:
                         headers={"Content-Type": "application/json"}))
     with RegistryClient(proxy.host, tls_verify=False) as client:
         assert client.list_tags("test/one") == ["a", "b", "c"]
+
+
+def test_max_per_registry_bounds_concurrent_requests(seeded) -> None:
+    import threading
+    from concurrent.futures import ThreadPoolExecutor
+    with RegistryClient(seeded.host, tls_verify=False, max_per_registry=2) as client:
+        digest = client.head_manifest("test/one", "v1")
+        lock, state = threading.Lock(), {"now": 0, "peak": 0}
+        send = client._transports.send
+
+        def counted(*args, **kw):
+            with lock:
+                state["now"] += 1
+                state["peak"] = max(state["peak"], state["now"])
+            try:
+                return send(*args, **kw)
+            finally:
+                with lock:
+                    state["now"] -= 1
+        client._transports.send = counted  # type: ignore[method-assign]
+        with ThreadPoolExecutor(12) as pool:
+            assert set(pool.map(lambda _: client.head_manifest("test/one", "v1"), range(60))) == {digest}
+    assert state["peak"] == 2
+
+
+def test_mirror_within_one_registry_with_one_request_at_a_time(seeded, tmp_path: Path, capsys) -> None:
+    """Source and destination are the same registry and the limit is 1: a streamed blob GET gives its
+    slot back once its answer starts, so the upload that reads it can run (no deadlock)."""
+    from edgebuild.cli import main
+    config = tmp_path / "isc.yaml"
+    config.write_text("apiVersion: mirror.openshift.io/v2alpha1\nkind: ImageSetConfiguration\nmirror:\n"
+                      f"  additionalImages:\n  - name: {seeded.host}/test/one:v1\n  - name: {seeded.host}/test/multi:v1\n")
+    assert main(["mirror", "-c", str(config), "--to", f"docker://{seeded.host}/copy", "--src-tls-verify=false",
+                 "--dest-tls-verify=false", "--max-per-registry", "1", "-q"]) == 0
+    assert inspect_raw(f"{seeded.host}/copy/test/one:v1") == inspect_raw(f"{seeded.host}/test/one:v1")
