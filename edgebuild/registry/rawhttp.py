@@ -35,6 +35,7 @@ _MAX_HEADERS = 200
 _TOKEN = re.compile(rb"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
 _TOKEN_STR = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
 _BAD_VALUE = re.compile(r"[\r\n\x00]")
+_BAD_TARGET = re.compile(r"[ \r\n\t\x00]")
 _STATUS_LINE = re.compile(rb"HTTP/1\.[01] ([0-9]{3})(?: [^\r\n]*)?\r\n")
 _CHUNK_LINE = re.compile(rb"([0-9A-Fa-f]{1,16})[ \t]*(?:;[^\r\n]*)?\r\n")
 _DIGITS = re.compile(r"[0-9]{1,19}")
@@ -138,11 +139,9 @@ class _Connection:
                 raise ProtocolError("answer ended inside its headers" if not line or line[-1:] != b"\n"
                                     else f"header line not ended by CRLF: {line[:80]!r}")
             name, sep, value = line[:-2].partition(b":")
-            if not sep or not _TOKEN.fullmatch(name):
+            if not sep or not _TOKEN.fullmatch(name) or b"\r" in value or b"\x00" in value:
                 raise ProtocolError(f"malformed header line {line[:80]!r}")
             text = value.strip(b" \t").decode("latin-1")
-            if _BAD_VALUE.search(text):
-                raise ProtocolError(f"malformed header line {line[:80]!r}")
             key = name.decode("ascii").lower()
             headers[key] = f"{headers[key]}, {text}" if key in headers else text
         raise ProtocolError("too many header lines in the answer")
@@ -304,7 +303,7 @@ class RawHttp:
             raise ProtocolError(f"invalid method {method!r}")
         parts = urlsplit(url)
         target = parts.path + (f"?{parts.query}" if parts.query else "")
-        if not target.startswith("/") or any(c in target for c in " \r\n\t\x00"):
+        if not target.startswith("/") or _BAD_TARGET.search(target):
             raise ProtocolError(f"invalid request target {target[:80]!r}")
         replayable = body is None or isinstance(body, (bytes, bytearray, memoryview))
         if replayable and (body or method in ("POST", "PUT", "PATCH")):

@@ -21,7 +21,6 @@ import socket
 import ssl
 import urllib.request
 from collections.abc import Iterable, Iterator
-from functools import lru_cache
 
 import httpx
 
@@ -127,20 +126,17 @@ def fast_http_enabled(env: dict[str, str] | os._Environ[str] | None = None) -> b
     return value not in ("0", "false", "no", "off")
 
 
-@lru_cache(maxsize=64)
-def _proxied(scheme: str, host: str, proxy_env: tuple[tuple[str, str], ...]) -> bool:
-    proxies = dict(proxy_env)
+def _proxied(scheme: str, host: str, proxies: dict[str, str]) -> bool:
     if scheme not in proxies and "all" not in proxies:
         return False
     return not urllib.request.proxy_bypass_environment(host, proxies)  # type: ignore[attr-defined]
 
 
-def proxy_applies(url: str) -> bool:
+def proxy_applies(url: str, proxies: dict[str, str] | None = None) -> bool:
     """Whether the environment sends `url` through a proxy (HTTP(S)_PROXY / ALL_PROXY minus NO_PROXY)."""
     scheme, _, rest = url.partition("://")
-    host = rest.split("/", 1)[0]
-    env = tuple(sorted(urllib.request.getproxies_environment().items()))
-    return _proxied(scheme, host, env)
+    return _proxied(scheme, rest.split("/", 1)[0], urllib.request.getproxies_environment()
+                    if proxies is None else proxies)
 
 
 def failure_kind(exc: BaseException) -> str:
@@ -178,6 +174,9 @@ class Transports:
     def __init__(self, ssl_context: ssl.SSLContext | None, verify: ssl.SSLContext | bool, timeout: float,
                  max_connections: int, fast: bool = True) -> None:
         self.fast = RawHttp(ssl_context, timeout) if fast and fast_http_enabled() else None
+        # read once: the environment does not change during a run, and reading it costs more than a request
+        self._proxies = urllib.request.getproxies_environment()
+        self._proxied: dict[tuple[str, str], bool] = {}
         self.http = httpx.Client(verify=verify, timeout=httpx.Timeout(timeout, connect=min(15.0, timeout)),
                                  limits=httpx.Limits(max_connections=max_connections,
                                                      max_keepalive_connections=max_connections),
@@ -193,7 +192,7 @@ class Transports:
         """Send on the transport that fits (see the module docstring); the answer's head is read."""
         streamed = body is not None and not isinstance(body, bytes)
         sized = not streamed or any(k.lower() == "content-length" for k in headers)
-        if self.fast is not None and sized and not proxy_applies(url):
+        if self.fast is not None and sized and not self._via_proxy(url):
             try:
                 raw = self.fast.request(method, url, headers, body)
             except FastHttpError as exc:
@@ -202,6 +201,14 @@ class Transports:
                 return Response(raw.status, raw.headers, raw=raw)
             raw.close()  # a redirect: httpx follows it
         return self._send_httpx(method, url, headers, body)
+
+    def _via_proxy(self, url: str) -> bool:
+        scheme, _, rest = url.partition("://")
+        key = (scheme, rest.split("/", 1)[0])
+        known = self._proxied.get(key)
+        if known is None:
+            known = self._proxied[key] = _proxied(key[0], key[1], self._proxies)
+        return known
 
     def _send_httpx(self, method: str, url: str, headers: dict[str, str],
                     body: bytes | Iterable[bytes] | None) -> Response:
