@@ -159,7 +159,7 @@ def test_missing_blob_and_corrupt_manifest(tmp_path: Path) -> None:
 def test_layout_source_refuses_digests_that_are_paths(tmp_path: Path) -> None:
     write_catalog_layout(tmp_path / "l", demo_files())
     source = OciLayoutSource(tmp_path / "l")
-    with pytest.raises(CatalogError, match="malformed digest"):
+    with pytest.raises(CatalogError, match="refusing unexpected digest"):
         source.open_blob("sha256:../../../etc/passwd")
 
 

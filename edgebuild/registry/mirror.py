@@ -28,7 +28,7 @@ from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import Any, TextIO
 
-from ..errors import EdgebuildError, RegistryError
+from ..errors import RegistryError
 from ..fsutil import write_atomic
 from ..plan import Plan, PlanImage, image_destination
 from ..reference import ImageReference, MirrorTarget
@@ -211,14 +211,13 @@ class _Source:
 def _source_of(img: PlanImage, clients: "_Clients") -> _Source:
     """A registry image, or an `oci://PATH[:NAME]` catalog read from its OCI layout by digest."""
     if img.source.startswith("oci://"):
-        from ..catalog.sources import OciLayoutSource
         spec = img.source.removeprefix("oci://")
         path, name = spec, ""
         if not Path(spec).is_dir() and ":" in spec:
             path, _, name = spec.rpartition(":")
         try:
-            digest = str(OciLayoutSource(Path(path)).descriptor(name)["digest"])
-        except EdgebuildError as exc:
+            digest = str(clients.layout(path).entry(name)["digest"])
+        except RegistryError as exc:
             raise RegistryError(f"{img.source}: {exc.message}", exc.hint) from None
         return _Source(clients.layout(path), "", digest, digest)
     ref = ImageReference.parse(img.source)

@@ -15,6 +15,7 @@ from typing import Any, BinaryIO
 
 from ..reference import ImageReference
 from .client import RegistryClient
+from .manifest import Manifest
 from .retry import RetryPolicy
 
 
@@ -54,9 +55,8 @@ class RegistryImageSource:
         self.client = client
         self.repository = repository
 
-    def get_manifest(self, reference: str) -> tuple[bytes, str]:
-        manifest = self.client.get_manifest(self.repository, reference)
-        return manifest.data, manifest.media_type
+    def get_manifest(self, reference: str) -> Manifest:
+        return self.client.get_manifest(self.repository, reference)
 
     def open_blob(self, digest: str) -> BinaryIO:
         reader = _BlobReader(self.client.open_blob(self.repository, digest))
