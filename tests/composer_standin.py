@@ -100,10 +100,10 @@ name = "microshift-olm"
 version = "4.17.1"
 
 [[containers]]
-source = "registry.redhat.io/redhat/redhat-operator-index@sha256:1111111111111111111111111111111111111111111111111111111111111111"
+source = "registry.redhat.io/redhat/redhat-operator-index@sha256:DIGEST_1"
 
 [[containers]]
-source = "mirror.example:5000/amq7/amq-broker-rhel8-operator@sha256:2222222222222222222222222222222222222222222222222222222222222222"
+source = "mirror.example:5000/amq7/amq-broker-rhel8-operator@sha256:DIGEST_2"
 tls-verify = false
 
 [customizations.services]
@@ -135,7 +135,7 @@ mirror-by-digest-only = true
 location = "mirror.example:5000"
 insecure = true
 \'\'\'
-"""
+""".replace("DIGEST_1", "1" * 64).replace("DIGEST_2", "2" * 64)
 
 
 class Spec:
@@ -301,7 +301,7 @@ class Handler(BaseHTTPRequestHandler):
                 return self._weldr(path, body)
             return self._cloud(path, body)
 
-    do_GET = do_POST = do_DELETE = _dispatch  # noqa: N815
+    do_GET = do_POST = do_DELETE = _dispatch
 
     # ----- test control
     def _control(self, path: str, body: bytes) -> None:

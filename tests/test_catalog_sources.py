@@ -1,4 +1,4 @@
-"""Catalog sources: FBC directories, OCI layouts (oci://), overrides, and a registry through the ImageSource protocol."""
+"""Catalog sources: FBC directories, OCI layouts (oci://), overrides, and a registry through ImageSource."""
 
 from __future__ import annotations
 
@@ -9,8 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from edgebuild.catalog.sources import (CATALOG_LABEL, LoadedCatalog, OciLayoutSource, open_catalog,
-                                       open_catalog_image)
+from edgebuild.catalog.sources import CATALOG_LABEL, LoadedCatalog, OciLayoutSource, open_catalog, open_catalog_image
 from edgebuild.errors import CatalogError
 from edgebuild.reference import ImageReference
 from tests.ocibuild import Entry, Layer, OciLayout, fbc_files, gzip_bytes, tar_bytes, write_catalog_layout
@@ -32,7 +31,8 @@ def demo_files(prefix: str = "configs", name: str = "demo") -> dict[str, bytes]:
 
 @needs_shared
 def test_fbc_directory_override_has_no_digest() -> None:
-    loaded = open_catalog_image("registry.example/ns/index:v4.15", overrides={"registry.example/ns/index:v4.15": str(V415)})
+    ref = "registry.example/ns/index:v4.15"
+    loaded = open_catalog_image(ref, overrides={ref: str(V415)})
     assert loaded.digest is None and loaded.origin == f"directory {V415}"
     assert len(loaded.catalog.packages) == 16 and loaded.catalog.bundle_count == 202
     assert loaded.catalog.source == "registry.example/ns/index:v4.15"

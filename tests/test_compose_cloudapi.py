@@ -10,7 +10,7 @@ import tomllib
 
 import pytest
 
-from edgebuild.compose import BlueprintConversionError, blueprint_to_cloud, compose_request
+from edgebuild.compose import BlueprintConversionError, CloudBlueprint, blueprint_to_cloud, compose_request
 from tests.composer_standin import SAMPLE_BLUEPRINT, SPEC, Spec
 
 RICH_BLUEPRINT = """\
@@ -136,7 +136,7 @@ def spec() -> Spec:
     return Spec(str(SPEC))
 
 
-def convert(text: str):  # noqa: ANN201 - a CloudBlueprint
+def convert(text: str) -> CloudBlueprint:
     return blueprint_to_cloud(tomllib.loads(text), "bp.toml")
 
 

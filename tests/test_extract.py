@@ -113,7 +113,8 @@ def test_symlink_inside_catalog_is_kept_relative(target: Path) -> None:
 
 
 def test_hardlink_inside_catalog_becomes_a_copy(target: Path) -> None:
-    lay = layer([Entry("configs/a.json", b"A"), Entry("configs/b.json", type=tarfile.LNKTYPE, linkname="configs/a.json")])
+    lay = layer([Entry("configs/a.json", b"A"),
+                 Entry("configs/b.json", type=tarfile.LNKTYPE, linkname="configs/a.json")])
     extract_configs([lay], target, "/configs")
     assert tree(target) == {"configs/a.json": "A", "configs/b.json": "A"}
     assert (target / "configs/a.json").stat().st_ino != (target / "configs/b.json").stat().st_ino

@@ -29,9 +29,10 @@ def source_table() -> dict[str, dict[str, int]]:
     """The counts table of catalogs/SOURCE.md: set -> {packages, channels, bundles, related}."""
     rows = {}
     for line in (CATALOGS / "SOURCE.md").read_text().splitlines():
-        m = re.match(r"^\|\s*(community-operators-v[\d.]+)\s*\|\s*(\d+)\s*\|\s*(\d+)\s*\|\s*(\d+)\s*\|\s*(\d+)\s*\|", line)
+        m = re.match(r"^\|\s*(community-operators-v[\d.]+)\s*" + r"\|\s*(\d+)\s*" * 4 + r"\|", line)
         if m:
-            rows[m.group(1)] = dict(zip(("packages", "channels", "bundles", "related"), map(int, m.groups()[1:])))
+            counts = map(int, m.groups()[1:])
+            rows[m.group(1)] = dict(zip(("packages", "channels", "bundles", "related"), counts, strict=True))
     return rows
 
 

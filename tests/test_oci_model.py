@@ -14,10 +14,20 @@ import pytest
 
 from edgebuild.catalog.sources import CATALOG_LABEL, open_catalog_image
 from edgebuild.errors import CatalogError, RegistryError
-from edgebuild.registry.manifest import (DOCKER_LIST, MAX_CONFIG_BYTES, MAX_MANIFEST_BYTES, OCI_INDEX, Descriptor,
-                                         choose_instance, filter_index, parse_manifest, parse_config, sha256_digest)
-from tests.test_catalog_sources import demo_files
+from edgebuild.registry.manifest import (
+    DOCKER_LIST,
+    MAX_CONFIG_BYTES,
+    MAX_MANIFEST_BYTES,
+    OCI_INDEX,
+    Descriptor,
+    choose_instance,
+    filter_index,
+    parse_config,
+    parse_manifest,
+    sha256_digest,
+)
 from tests.ocibuild import OciLayout
+from tests.test_catalog_sources import demo_files
 
 
 def _child(n: int, platform: dict[str, str] | None) -> dict[str, object]:
@@ -82,6 +92,7 @@ def test_catalog_in_an_index_whose_lone_child_has_no_platform(tmp_path: Path) ->
 
 def test_catalog_errors_of_the_shared_model_stay_catalog_errors(tmp_path: Path) -> None:
     layout = OciLayout.create(tmp_path / "l")
-    layout.tag(layout.add_json({"schemaVersion": 1, "name": "x"}, "application/vnd.docker.distribution.manifest.v1+json"))
+    schema1 = "application/vnd.docker.distribution.manifest.v1+json"
+    layout.tag(layout.add_json({"schemaVersion": 1, "name": "x"}, schema1))
     with pytest.raises(CatalogError, match="unsupported manifest media type"):
         open_catalog_image(f"oci://{tmp_path / 'l'}")

@@ -15,8 +15,14 @@ import yaml
 
 from edgebuild.reference import ImageReference, MirrorTarget
 from edgebuild.render import BlueprintError, RenderError, RenderOptions, render_outputs
-from edgebuild.render.blueprint import (DeviceDirectory, DeviceFile, EmbeddedImage, _environment, edge_blueprint,
-                                        render_blueprint)
+from edgebuild.render.blueprint import (
+    DeviceDirectory,
+    DeviceFile,
+    EmbeddedImage,
+    _environment,
+    edge_blueprint,
+    render_blueprint,
+)
 from edgebuild.render.policy import check_blueprint, to_cloudapi, unsupported_options
 from tests.conftest import require_shared
 from tests.test_render_support import sample_config, sample_plan

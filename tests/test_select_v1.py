@@ -10,8 +10,7 @@ from typing import Any
 
 import pytest
 
-from edgebuild.catalog.graph import (ChannelGraphError, channel_head, channel_heads, validate_catalog,
-                                     validate_channel)
+from edgebuild.catalog.graph import ChannelGraphError, channel_head, channel_heads, validate_catalog, validate_channel
 from edgebuild.catalog.loader import build_catalog, load_catalog_dir
 from edgebuild.catalog.model import Catalog, ChannelEntry
 from edgebuild.catalog.ranges_v1 import RangeError, parse_range
@@ -218,7 +217,8 @@ def test_package_min_version_matches_a_build_suffix_ocpbugs_588() -> None:
     blobs = [_package("op", "stable"), _channel("op", "stable", [
         {"name": "op.v4.11.0-202208291725"}, {"name": "op.v4.12.0", "replaces": "op.v4.11.0-202208291725"}]),
         _bundle("op", "op.v4.11.0-202208291725", "4.11.0-202208291725"), _bundle("op", "op.v4.12.0", "4.12.0")]
-    sel = select_v1(build_catalog(blobs), _spec(PackageSpec("op", channels=[ChannelSpec("stable", min_version="4.11.0")])))
+    spec = _spec(PackageSpec("op", channels=[ChannelSpec("stable", min_version="4.11.0")]))
+    sel = select_v1(build_catalog(blobs), spec)
     assert sel.bundle_names() == ["op.v4.11.0-202208291725", "op.v4.12.0"]
 
 
@@ -251,7 +251,8 @@ def test_package_range_and_channel_range_together_is_an_include_error() -> None:
 
 
 def test_min_bundle_keeps_the_whole_channel_and_says_so() -> None:
-    sel = select_v1(build_catalog(FOO), _spec(PackageSpec("foo", channels=[ChannelSpec("stable", min_bundle="foo.v0.3.0")])))
+    spec = _spec(PackageSpec("foo", channels=[ChannelSpec("stable", min_bundle="foo.v0.3.0")]))
+    sel = select_v1(build_catalog(FOO), spec)
     assert len(sel.bundle_names()) == 4
     assert any("minBundle foo.v0.3.0 has no effect" in w for w in sel.warnings)
 
@@ -387,7 +388,8 @@ def test_dependency_off_the_replaces_chain_is_an_error() -> None:
         {"name": "lib.v2.0.0", "replaces": "lib.v1.5.0"}, {"name": "lib.v1.5.0", "skips": ["lib.v1.9.0"]},
         {"name": "lib.v1.9.0", "replaces": "lib.v1.8.0"}])]
     blobs += [_bundle("lib", f"lib.v{v}", v) for v in ("1.5.0", "1.9.0", "2.0.0")]
-    with pytest.raises(SelectionError, match='channel stable: head "lib.v2.0.0" not reachable from bundle "lib.v1.9.0"'):
+    with pytest.raises(SelectionError,
+                       match='channel stable: head "lib.v2.0.0" not reachable from bundle "lib.v1.9.0"'):
         select_v1(build_catalog(blobs), _spec(PackageSpec("app")))
 
 

@@ -115,7 +115,8 @@ def _catalog(channels: dict[str, list[dict]], versions: dict[str, str], default:
                          {"schema": "olm.package", "name": "other", "defaultChannel": "stable"},
                          {"schema": "olm.channel", "package": "other", "name": "stable", "entries": [{"name": "o1"}]},
                          {"schema": "olm.bundle", "package": "other", "name": "o1", "image": "x/o:1",
-                          "properties": [{"type": "olm.package", "value": {"packageName": "other", "version": "1.0.0"}}]}]
+                          "properties": [{"type": "olm.package",
+                                          "value": {"packageName": "other", "version": "1.0.0"}}]}]
     for name, entries in channels.items():
         blobs.append({"schema": "olm.channel", "package": "pkg", "name": name, "entries": entries})
     for name, version in versions.items():
@@ -251,7 +252,8 @@ def test_default_channel_rules() -> None:
     with pytest.raises(SelectionError) as info:
         select_v2(catalog, _spec(PackageSpec("pkg", channels=[ChannelSpec("fast")])))
     assert info.value.message == ('invalid default channel configuration for package "pkg": the default channel '
-                                  '"stable" was filtered out, a new default channel must be configured for this package')
+                                  '"stable" was filtered out, a new default channel must be configured for this '
+                                  'package')
     assert "defaultChannel" in (info.value.hint or "")
     chosen = select_v2(catalog, _spec(PackageSpec("pkg", default_channel="fast", channels=[ChannelSpec("fast")])))
     assert chosen.summary()["pkg"] == {"defaultChannel": "fast", "channels": {"fast": ["b4"]}}

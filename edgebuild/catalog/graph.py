@@ -86,7 +86,7 @@ class ValidationNode:
     """One level of operator-registry's nested validation error (index > package > channel)."""
 
     message: str
-    children: list["ValidationNode | str"] = field(default_factory=list)
+    children: list[ValidationNode | str] = field(default_factory=list)
 
     def render(self) -> str:
         lines = [self.message + (":" if self.children else "")]
@@ -94,7 +94,7 @@ class ValidationNode:
         return "\n".join(lines)
 
 
-def _render_children(children: list["ValidationNode | str"], prefix: str, lines: list[str]) -> None:
+def _render_children(children: list[ValidationNode | str], prefix: str, lines: list[str]) -> None:
     for i, child in enumerate(children):
         last = i == len(children) - 1
         branch = "└── " if last else "├── "

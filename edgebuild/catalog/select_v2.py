@@ -33,7 +33,6 @@ from .model import Catalog, Channel, ChannelEntry, Package
 from .ranges_v2 import RangeError, VersionRange, go_quote, pinned_version, range_from_min_max
 from .selection import SelectedPackage, Selection
 
-
 # --------------------------------------------------------------------------------------------------
 # Channel graph (catalog-filter newChannel / filterByVersionRange)
 
@@ -478,7 +477,7 @@ def _bundle_versions(pkg: Package) -> dict[str, Version]:
 
 
 def _versions_of(channel: Channel, versions: Mapping[str, Version]) -> str:
-    found = sorted((versions[e.name] for e in channel.entries if e.name in versions))
+    found = sorted(versions[e.name] for e in channel.entries if e.name in versions)
     return ", ".join(str(v) for v in found) or "none"
 
 

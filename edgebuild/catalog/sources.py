@@ -28,9 +28,8 @@ from ..registry.layout import LayoutEndpoint, check_layout
 from ..registry.manifest import MAX_CONFIG_BYTES, Descriptor, Manifest, choose_instance, parse_config
 from .extract import LayerBlob, extract_configs
 from .loader import load_catalog_dir
-from .model import Catalog
+from .model import CATALOG_LABEL, Catalog
 
-CATALOG_LABEL = "operators.operatorframework.io.index.configs.v1"
 _DIGEST_RE = re.compile(r"^sha256:[0-9a-f]{64}$")
 
 

@@ -45,7 +45,7 @@ class Descriptor:
     platform: dict[str, Any] | None = None
 
     @classmethod
-    def from_json(cls, raw: Any, origin: str) -> "Descriptor":
+    def from_json(cls, raw: Any, origin: str) -> Descriptor:
         if not isinstance(raw, dict) or not isinstance(raw.get("digest"), str) or not isinstance(raw.get("size"), int):
             raise RegistryError(f"{origin}: malformed descriptor {str(raw)[:200]!r}: needs 'digest' and 'size'")
         digest = raw["digest"]
