@@ -13,16 +13,19 @@ from edgebuild.catalog import listing
 from edgebuild.catalog.loader import load_catalog_dir
 from edgebuild.catalog.model import Catalog, Channel, ChannelEntry, Package
 from edgebuild.errors import CatalogError, UsageError
+from tests.conftest import SHARED, require_shared
 
-SHARED = Path(__file__).resolve().parents[2] / "shared"
 CATALOGS = SHARED / "catalogs"
-pytestmark = pytest.mark.skipif(not CATALOGS.is_dir(), reason="../shared/catalogs is absent")
+
+
+def load(catalog_set: str) -> Catalog:
+    """A real catalog of ../shared (the test skips without it), parsed once per test run."""
+    return _parsed(require_shared("catalogs", catalog_set))
 
 
 @cache
-def load(catalog_set: str) -> Catalog:
-    """Each real catalog is parsed once per test run (YAML parsing takes about a second)."""
-    return load_catalog_dir(CATALOGS / catalog_set)
+def _parsed(path: Path) -> Catalog:
+    return load_catalog_dir(path)
 
 
 def source_table() -> dict[str, dict[str, int]]:

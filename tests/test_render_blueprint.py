@@ -24,7 +24,7 @@ from edgebuild.render.blueprint import (
     render_blueprint,
 )
 from edgebuild.render.policy import check_blueprint, to_cloudapi, unsupported_options
-from tests.conftest import require_shared
+from tests.composer_standin import SPEC
 from tests.test_render_support import sample_config, sample_plan
 
 MIRROR = MirrorTarget.parse("mirror.example.com:8443/edge")
@@ -52,7 +52,7 @@ def rendered(tmp_path) -> tuple[Path, dict]:
 
 
 def cloudapi_validator() -> jsonschema.Draft7Validator:
-    spec = yaml.safe_load((require_shared() / "schemas" / "composer-cloudapi-openapi.v2.yml").read_text())
+    spec = yaml.safe_load(SPEC.read_text())
     return jsonschema.Draft7Validator({"$ref": "#/components/schemas/Blueprint", "components": spec["components"]})
 
 
