@@ -13,9 +13,8 @@ from edgebuild.catalog import listing
 from edgebuild.catalog.loader import load_catalog_dir
 from edgebuild.catalog.model import Catalog, Channel, ChannelEntry, Package
 from edgebuild.errors import CatalogError, UsageError
-from tests.conftest import SHARED, require_shared
+from tests.conftest import require_shared
 
-CATALOGS = SHARED / "catalogs"
 
 
 def load(catalog_set: str) -> Catalog:
@@ -31,7 +30,7 @@ def _parsed(path: Path) -> Catalog:
 def source_table() -> dict[str, dict[str, int]]:
     """The counts table of catalogs/SOURCE.md: set -> {packages, channels, bundles, related}."""
     rows = {}
-    for line in (CATALOGS / "SOURCE.md").read_text().splitlines():
+    for line in require_shared("catalogs", "SOURCE.md").read_text().splitlines():
         m = re.match(r"^\|\s*(community-operators-v[\d.]+)\s*" + r"\|\s*(\d+)\s*" * 4 + r"\|", line)
         if m:
             counts = map(int, m.groups()[1:])
@@ -45,7 +44,7 @@ def loaded(request) -> tuple[str, Catalog]:
 
 
 def read_package_yaml(catalog_set: str, package: str) -> list[dict]:
-    with open(CATALOGS / catalog_set / package / "catalog.yaml", "rb") as fh:
+    with open(require_shared("catalogs", catalog_set, package, "catalog.yaml"), "rb") as fh:
         return [d for d in yaml.load_all(fh, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader)) if d]
 
 
