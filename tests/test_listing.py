@@ -16,7 +16,6 @@ from edgebuild.errors import CatalogError, UsageError
 from tests.conftest import require_shared
 
 
-
 def load(catalog_set: str) -> Catalog:
     """A real catalog of ../shared (the test skips without it), parsed once per test run."""
     return _parsed(require_shared("catalogs", catalog_set))
