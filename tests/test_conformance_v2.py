@@ -11,10 +11,11 @@ import json
 
 import pytest
 
+from edgebuild.catalog.graph import ChannelGraphError
 from edgebuild.catalog.loader import load_catalog_dir
 from edgebuild.catalog.model import ChannelEntry
 from edgebuild.catalog.ranges_v2 import VersionRange
-from edgebuild.catalog.select_v2 import ChannelGraphError, channel_graph, filter_catalog_v2, filter_channel_by_range
+from edgebuild.catalog.select_v2 import channel_graph, filter_catalog_v2, filter_channel_by_range
 from edgebuild.config import load_config
 from edgebuild.errors import ConfigErrors, SelectionError
 from edgebuild.semver import Version

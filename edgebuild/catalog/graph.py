@@ -21,7 +21,8 @@ MSG_EMPTY_CHANNEL = "channel must contain at least one bundle"
 
 
 class ChannelGraphError(ValueError):
-    """A channel whose upgrade graph breaks one of operator-registry's rules."""
+    """A channel whose upgrade graph breaks one of operator-registry's rules (oc-mirror v1 validation) or
+    catalog-filter's (v2 newChannel / filterByVersionRange): the message, plus the heads found."""
 
     def __init__(self, message: str, heads: Sequence[str] = ()) -> None:
         super().__init__(message)

@@ -29,21 +29,13 @@ from typing import Any
 from ..config import OperatorSpec, PackageSpec
 from ..errors import SelectionError
 from ..semver import Version
+from .graph import ChannelGraphError
 from .model import Catalog, Channel, ChannelEntry, Package
 from .ranges_v2 import RangeError, VersionRange, go_quote, pinned_version, range_from_min_max
 from .selection import SelectedPackage, Selection
 
 # --------------------------------------------------------------------------------------------------
 # Channel graph (catalog-filter newChannel / filterByVersionRange)
-
-
-class ChannelGraphError(Exception):
-    """A channel catalog-filter refuses: the joined messages, plus the heads it found."""
-
-    def __init__(self, messages: list[str], heads: list[str]) -> None:
-        super().__init__("\n".join(messages))
-        self.messages = messages
-        self.heads = heads
 
 
 @dataclass(slots=True)
@@ -73,7 +65,7 @@ def channel_graph(entries: list[ChannelEntry]) -> ChannelGraph:
     problems found before the cycle check are reported together, one per line, as Go's errors.Join.
     """
     if not entries:
-        raise ChannelGraphError(["channel has no entries"], [])
+        raise ChannelGraphError("channel has no entries")
     errors: list[str] = []
     seen: set[str] = set()
     incoming: dict[str, set[str]] = {}
@@ -100,7 +92,7 @@ def channel_graph(entries: list[ChannelEntry]) -> ChannelGraph:
     elif len(heads) > 1:
         errors.append(f"multiple channel heads found: [{' '.join(sorted(heads))}]")
     if errors:
-        raise ChannelGraphError(errors, sorted(heads))
+        raise ChannelGraphError("\n".join(errors), sorted(heads))
     graph.head = heads[0]
     # Walk down from the head removing edges; an edge never walked means a cycle.
     queue = deque([graph.head])
@@ -114,7 +106,7 @@ def channel_graph(entries: list[ChannelEntry]) -> ChannelGraph:
                 del incoming[target]
                 queue.append(target)
     if incoming:
-        raise ChannelGraphError(["detected a cycle in the upgrade graph of the channel"], [graph.head])
+        raise ChannelGraphError("detected a cycle in the upgrade graph of the channel", [graph.head])
     return graph
 
 
