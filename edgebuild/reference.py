@@ -8,7 +8,7 @@ single-component docker.io path gets the 'library/' namespace.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 DOCKER_HUB = "docker.io"
 _TAG_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$")
@@ -93,15 +93,6 @@ class ImageReference:
         if not self.digest:
             raise ReferenceError(f"{self} has no digest")
         return f"{self.name}@{self.digest}"
-
-    def with_digest(self, digest: str) -> ImageReference:
-        return replace(self, digest=digest)
-
-    def with_tag(self, tag: str | None) -> ImageReference:
-        return replace(self, tag=tag)
-
-    def moved(self, registry: str, repository: str) -> ImageReference:
-        return replace(self, registry=registry, repository=repository)
 
 
 def digest_hex(digest: str) -> str:

@@ -637,8 +637,3 @@ def mirror_from_disk(directory: str | os.PathLike[str], target: str | MirrorTarg
             result.digest = entry.get("digest") or result.digest
     return _finish(report, options)
 
-
-def load_disk_plan(directory: str | os.PathLike[str]) -> dict[str, Any]:
-    """The plan JSON a disk copy was made from (for rendering after disk-to-mirror)."""
-    root, _ = read_disk_metadata(directory)
-    return json.loads((root / METADATA_DIR / PLAN_FILE).read_text())
