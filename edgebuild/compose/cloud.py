@@ -20,6 +20,7 @@ import httpx
 
 from ..errors import UsageError
 from ..fsutil import write_atomic
+from ..imagetypes import IMAGE_FILENAMES
 from .blueprint_file import load_blueprint
 from .cloudapi import blueprint_to_cloud, compose_request
 from .errors import ApiErrorEntry, ComposeFailedError, ComposerAPIError, ComposerError, ComposeTimeoutError
@@ -38,7 +39,6 @@ from .transport import (
     transport_error,
 )
 from .types import (
-    IMAGE_FILENAMES,
     ComposeProgress,
     ComposeResult,
     ProgressCallback,

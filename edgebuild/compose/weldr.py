@@ -16,6 +16,7 @@ from urllib.parse import quote
 import httpx
 
 from ..fsutil import write_atomic
+from ..imagetypes import IMAGE_FILENAMES
 from .blueprint_file import BlueprintFile, load_blueprint
 from .errors import ApiErrorEntry, ComposeFailedError, ComposerAPIError, ComposeTimeoutError
 from .osbuild_log import excerpt_from_weldr_log, osbuild_log_from_tar
@@ -30,7 +31,6 @@ from .transport import (
     transport_error,
 )
 from .types import (
-    IMAGE_FILENAMES,
     ComposeProgress,
     ComposeResult,
     ProgressCallback,
