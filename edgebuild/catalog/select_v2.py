@@ -1,8 +1,10 @@
 """Bundle selection with oc-mirror v2 semantics (ImageSetConfiguration v2alpha1).
 
 oc-mirror v2 delegates operator filtering to catalog-filter (`mirror-config/v1alpha1`, v0.0.5).
-This module selects exactly what it selects, rule by rule (reference: ../shared/reference/oc-mirror.md
-§2.3), and raises its errors with its wording so that users can search for them:
+This module selects exactly what it selects, rule by rule (openshift/oc-mirror
+internal/pkg/operator/catalog_handler.go filterCatalog, which calls github.com/sherine-k/catalog-filter
+pkg/filter/mirror-config/v1alpha1 mirror-filter.go FilterCatalog), and raises its errors with its wording
+so that users can search for them:
 
 * `full: true` without packages: the catalog is mirrored as it is, nothing filtered.
 * Listed packages (and, when given, listed channels) are kept; unknown names are ignored by
