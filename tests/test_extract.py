@@ -134,6 +134,13 @@ def test_replacing_a_symlinked_directory_never_writes_through_it(tmp_path: Path,
     assert tree(target) == {"configs/d/x.json": "X"}
 
 
+@pytest.mark.parametrize("name", ["configs/a/.wh...", "configs/.wh..", "configs/a/.wh.", ".wh..."])
+def test_whiteouts_naming_dot_entries_are_refused(target: Path, name: str) -> None:
+    """`.wh...` would hide `..` (the parent: configs/a/.wh... emptied the whole catalog directory)."""
+    lower = layer({"configs/a/x.json": b"x", "configs/b.json": b"b"})
+    assert_refused([lower, layer([Entry(name)])], target, r"unsafe entry .*a whiteout must name an entry")
+
+
 @pytest.mark.parametrize("name", ["../evil.json", "configs/../../evil.json", "configs/a/../../../evil.json"])
 def test_parent_paths_are_refused(target: Path, name: str) -> None:
     assert_refused([layer([Entry(name, b"x")])], target, r"'\.\.' path components are not allowed")
