@@ -81,12 +81,7 @@ def parse_manifest(data: bytes, content_type: str | None, origin: str) -> Manife
     if len(data) > MAX_MANIFEST_BYTES:
         raise RegistryError(f"{origin}: manifest is {len(data)} bytes, over the 4 MiB limit registries accept",
                             hint="such a manifest cannot be pushed to a distribution registry; exclude the image")
-    try:
-        body = json.loads(data)
-    except ValueError as exc:
-        raise RegistryError(f"{origin}: manifest is not JSON ({exc})") from None
-    if not isinstance(body, dict):
-        raise RegistryError(f"{origin}: manifest is not a JSON object")
+    body = _json_object(data, f"{origin}: manifest")
     media_type = body.get("mediaType") or (content_type or "").split(";")[0].strip()
     if media_type not in SUPPORTED_TYPES:
         if not media_type or media_type in ("application/json", "application/octet-stream"):
@@ -167,10 +162,14 @@ def parse_config(data: bytes, desc: Descriptor, origin: str) -> dict[str, Any]:
     if actual != desc.digest:
         raise RegistryError(f"{origin}: config content digest is {actual}, expected {desc.digest}",
                             hint="the image is corrupt; copy it again")
+    return _json_object(data, f"{origin}: config {desc.digest}")
+
+
+def _json_object(data: bytes, what: str) -> dict[str, Any]:
     try:
-        config = json.loads(data)
+        doc = json.loads(data)
     except ValueError as exc:
-        raise RegistryError(f"{origin}: config {desc.digest} is not JSON ({exc})") from None
-    if not isinstance(config, dict):
-        raise RegistryError(f"{origin}: config {desc.digest} is not a JSON object")
-    return config
+        raise RegistryError(f"{what} is not JSON ({exc})") from None
+    if not isinstance(doc, dict):
+        raise RegistryError(f"{what} is not a JSON object")
+    return doc
