@@ -37,6 +37,14 @@ def _key_value(text: str) -> tuple[str, str]:
     return ref, path
 
 
+def _go_duration(text: str) -> str:
+    """--catalog-poll-interval: OLM decodes it as a Go duration (checked as time.ParseDuration does)."""
+    from .render.validate import check_poll_interval
+    if problem := check_poll_interval(text):
+        raise argparse.ArgumentTypeError(f"{problem}; write a Go duration such as 30m or 24h")
+    return text
+
+
 def _common_parent() -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)
     group = common.add_argument_group("common options")
@@ -92,8 +100,9 @@ def _add_render_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--no-embed", action="append", default=[], metavar="REGEX",
                    help="do not embed images whose reference matches; the device pulls them from the mirror "
                         "through the drop-in (it must reach the mirror); repeatable")
-    g.add_argument("--catalog-poll-interval", metavar="DURATION",
-                   help="enable CatalogSource updateStrategy polling (e.g. 30m); off by default on a device")
+    g.add_argument("--catalog-poll-interval", metavar="DURATION", type=_go_duration,
+                   help="registryPoll interval (a Go duration: 30m, 24h) of the cluster CatalogSources whose image "
+                        "is a tag; never on a device, whose catalog is embedded by digest")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -30,6 +30,8 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
+from .errors import RenderError
+
 DNS1123_LABEL_MAX = 63
 DNS1123_SUBDOMAIN_MAX = 253
 _LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
@@ -226,3 +228,19 @@ def object_problems(obj: dict[str, Any]) -> list[str]:
     if kind == "Subscription" and "config" in spec:
         problems += [f"{where}: spec.{p}" for p in check_subscription_config(spec["config"])]
     return problems
+
+
+class InvalidManifest(RenderError):
+    """An object edgebuild would write breaks a rule above and cannot be fixed without the user
+    (exit code 2: the inputs are invalid). The message names the option the value came from."""
+
+    exit_code = 2
+
+
+def checked(obj: dict[str, Any], origin: str) -> dict[str, Any]:
+    """`obj`, or InvalidManifest listing its problems; `origin` names where its values came from."""
+    problems = object_problems(obj)
+    if problems:
+        raise InvalidManifest("refusing to write an object the API server or OLM would not accept:\n  "
+                              + "\n  ".join(problems), f"fix {origin}")
+    return obj
