@@ -8,7 +8,7 @@ import yaml
 
 from edgebuild.errors import ConfigError
 from edgebuild.reference import MirrorTarget
-from edgebuild.render import RenderError, RenderOptions, render_outputs
+from edgebuild.render import RenderOptions, render_outputs
 from edgebuild.render.cluster import ICSP_SIZE_LIMIT, _icsps
 from edgebuild.render.mirrors import MirrorRule
 from edgebuild.render.yamlio import dump
