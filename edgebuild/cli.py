@@ -96,6 +96,15 @@ def _add_render_options(p: argparse.ArgumentParser) -> None:
                    help="enable CatalogSource updateStrategy polling (e.g. 30m); off by default on a device")
 
 
+def _add_pruning_options(p: argparse.ArgumentParser, dry_run: bool) -> None:
+    g = p.add_argument_group("pruning (v1alpha2 with storageConfig, as oc-mirror v1)")
+    g.add_argument("--skip-pruning", action="store_true",
+                   help="keep in the mirror what earlier runs mirrored and this image set no longer holds")
+    if dry_run:
+        g.add_argument("--pruning-plan", metavar="FILE",
+                       help="with --dry-run: where to write what pruning would delete (default ./pruning-plan.json)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     common = _common_parent()
     parser = argparse.ArgumentParser(
@@ -143,6 +152,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--parallel", type=int, default=4, metavar="N", help="blob transfers at once, default 4")
     p.add_argument("--release-info", action="append", default=[], metavar="FILE",
                    help="MicroShift release-info JSON whose images are mirrored too; repeatable")
+    _add_pruning_options(p, dry_run=True)
     p.set_defaults(handler=_pipeline("run_mirror"))
 
     p = sub.add_parser("render", parents=[common], help="write drop-in, manifests, cluster resources and blueprint")
@@ -158,6 +168,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-o", "--output", required=True, metavar="OUTDIR")
     p.add_argument("--parallel", type=int, default=4, metavar="N")
     p.add_argument("--skip-verify", action="store_true", help="do not run the offline device check")
+    _add_pruning_options(p, dry_run=False)
     _add_render_options(p)
     p.set_defaults(handler=_pipeline("run_build"))
 

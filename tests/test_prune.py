@@ -1,0 +1,142 @@
+"""Pruning between v1alpha2 runs with a storageConfig (oc-mirror v1 pkg/cli/mirror/prune.go), against real
+docker-registry processes, with skopeo as the independent checker.
+
+The quickstart operator has two bundles that share one operator image: run 1 mirrors both bundles
+and an additional image, run 2 keeps only the newer bundle, so the older bundle, the additional image
+and the old catalog manifest must go while the shared operator image stays.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from edgebuild.cli import main
+from edgebuild.plan import Plan, PlanImage
+from edgebuild.prune import plan_pruning, with_mirrored
+from edgebuild.reference import MirrorTarget
+from tests.conftest import REPO, require_tool
+from tests.registry_images import skopeo, verify_pull
+
+pytestmark = pytest.mark.usefixtures("isolated_auth_env")
+V1 = "mirror.openshift.io/v1alpha2"
+
+
+def _config(path: Path, upstream: str, meta: Path, min_version: str, app: str | None) -> Path:
+    text = (f"apiVersion: {V1}\nkind: ImageSetConfiguration\nstorageConfig:\n  local:\n    path: {meta}\n"
+            f"mirror:\n  operators:\n  - catalog: {upstream}/edgebuild-example/catalog:v1\n    packages:\n"
+            f"    - name: edge-hello\n      channels:\n      - name: stable\n        minVersion: {min_version}\n")
+    if app:
+        text += f"  additionalImages:\n  - name: {app}\n"
+    path.write_text(text)
+    return path
+
+
+def _exists(ref: str) -> bool:
+    return skopeo("inspect", "--raw", "--tls-verify=false", f"docker://{ref}", check=False).returncode == 0
+
+
+def _mirror(config: Path, mirror: str, *extra: str) -> int:
+    return main(["mirror", "-c", str(config), "--to", f"docker://{mirror}/edge", "--src-tls-verify=false",
+                 "--dest-tls-verify=false", "-q", *extra])
+
+
+@pytest.fixture
+def two_runs(registry_factory, tmp_path: Path, request) -> dict:
+    """Run 1 mirrored; the configuration of run 2 written; where everything is."""
+    require_tool("skopeo")
+    up = registry_factory("upstream")
+    mirror = registry_factory("mirror", delete=getattr(request, "param", True))
+    first = tmp_path / "example-isc.yaml"
+    subprocess.run([sys.executable, str(REPO / "examples/quickstart/make_example.py"), "--upstream", up.host,
+                    "--workdir", str(tmp_path / "example"), "--config", str(first)], check=True, capture_output=True)
+    app = next(line.split("name: ")[1] for line in first.read_text().splitlines() if "hello-app@" in line)
+    meta = tmp_path / "meta"
+    run1 = _config(tmp_path / "run1.yaml", up.host, meta, "0.1.0", app)
+    run2 = _config(tmp_path / "run2.yaml", up.host, meta, "0.2.0", None)
+    assert _mirror(run1, mirror.host) == 0
+    state = json.loads((meta / "edgebuild-state.json").read_text())
+    images = {Path(i["repository"]).name + ("@" + i["source"].rsplit(":", 1)[-1] if "bundle" in i["repository"]
+                                            else ""): f"{mirror.host}/{i['repository']}@{i['digest']}"
+              for i in state["mirrored"]["images"]}
+    return {"mirror": mirror, "run2": run2, "meta": meta, "images": images, "tmp": tmp_path}
+
+
+def _by_name(images: dict[str, str], part: str) -> list[str]:
+    return [ref for key, ref in images.items() if part in key]
+
+
+def test_dry_run_writes_the_pruning_plan_and_deletes_nothing(two_runs: dict, capsys) -> None:
+    images, plan_file = two_runs["images"], two_runs["tmp"] / "plan.json"
+    assert _mirror(two_runs["run2"], two_runs["mirror"].host, "--dry-run", "--pruning-plan", str(plan_file)) == 0
+    capsys.readouterr()
+    plan = json.loads(plan_file.read_text())
+    assert plan["registry"] == two_runs["mirror"].host
+    pruned = {f"{plan['registry']}/{r['name']}@{d}" for r in plan["repositories"] for d in r["manifests"]}
+    [old_bundle] = [ref for ref in _by_name(images, "edge-hello-bundle") if _exists(ref)
+                    and ref in pruned]  # exactly one bundle leaves the set
+    assert _by_name(images, "hello-app")[0] in pruned
+    assert not pruned & set(_by_name(images, "edge-hello-operator"))  # shared with the kept bundle
+    assert all(_exists(ref) for ref in images.values())  # a dry run deletes nothing
+    assert old_bundle
+
+
+def test_second_run_prunes_what_left_and_keeps_the_shared_image(two_runs: dict, capsys) -> None:
+    images, mirror = two_runs["images"], two_runs["mirror"].host
+    bundles = _by_name(images, "edge-hello-bundle")
+    assert len(bundles) == 2 and len(_by_name(images, "catalog")) == 1
+    assert main(["mirror", "-c", str(two_runs["run2"]), "--to", f"docker://{mirror}/edge",
+                 "--src-tls-verify=false", "--dest-tls-verify=false"]) == 0
+    err = capsys.readouterr().err
+    assert "Pruning 1 manifest(s) from repository edge/edgebuild-example/edge-hello-bundle" in err
+    assert "garbage collection" in err
+    state = json.loads((two_runs["meta"] / "edgebuild-state.json").read_text())
+    kept = {f"{mirror}/{i['repository']}@{i['digest']}" for i in state["mirrored"]["images"]}
+    gone = [ref for ref in bundles if not _exists(ref)]
+    assert len(gone) == 1 and gone[0] not in kept and set(bundles) - set(gone) <= kept
+    assert not _exists(_by_name(images, "hello-app")[0])
+    assert not _exists(_by_name(images, "catalog")[0])  # the catalog was rebuilt: the old manifest goes
+    # what remains passes skopeo: the newer bundle, the operator image both bundles use, the new catalog
+    (two_runs["tmp"] / "pulled").mkdir()
+    for ref in [b for b in bundles if b not in gone] + _by_name(images, "edge-hello-operator"):
+        verify_pull(ref, two_runs["tmp"] / "pulled" / ref.rsplit("@", 1)[1][7:19])
+    assert _exists(f"{mirror}/edge/edgebuild-example/catalog:v1")
+    # the next run has nothing left to prune
+    assert _mirror(two_runs["run2"], mirror) == 0
+
+
+def test_skip_pruning_keeps_everything(two_runs: dict) -> None:
+    assert _mirror(two_runs["run2"], two_runs["mirror"].host, "--skip-pruning") == 0
+    assert all(_exists(ref) for key, ref in two_runs["images"].items() if "catalog" not in key)
+
+
+@pytest.mark.parametrize("two_runs", [False], indirect=True)
+def test_registry_that_refuses_deletes_names_the_setting(two_runs: dict, capsys) -> None:
+    assert _mirror(two_runs["run2"], two_runs["mirror"].host) == 1
+    err = capsys.readouterr().err
+    assert "HTTP 405: deletes are disabled" in err
+    assert "REGISTRY_STORAGE_DELETE_ENABLED=true" in err and "storage: delete: enabled: true" in err
+    assert "--skip-pruning" in err
+    assert all(_exists(ref) for key, ref in two_runs["images"].items() if "catalog" not in key)
+
+
+def test_same_digest_in_another_repository_is_never_pruned() -> None:
+    digest, other = "sha256:" + "a" * 64, "sha256:" + "b" * 64
+    mirror = MirrorTarget("m.example:5000", "ns")
+
+    def plan(*images: tuple[str, str, str]) -> Plan:
+        return Plan(api_version=V1, mirror=mirror, images=[
+            PlanImage(source=src, type="related", destination=f"m.example:5000/ns/{repo}@{d}", digest=d)
+            for src, repo, d in images])
+
+    old = with_mirrored({}, plan(("q.io/a/x@" + digest, "a/x", digest), ("q.io/a/y@" + other, "a/y", other)))
+    pruning = plan_pruning(old, plan(("q.io/b/x@" + digest, "b/x", digest)))
+    assert pruning is not None
+    assert pruning.manifests == {"ns/a/y": [other]}
+    assert pruning.kept_shared == [f"ns/a/x@{digest} (the same image is still selected as q.io/b/x@{digest})"]
+    # an earlier run into another mirror is not pruned from this one
+    assert plan_pruning(old, Plan(api_version=V1, mirror=MirrorTarget("else.example"))) is None
