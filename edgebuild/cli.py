@@ -105,6 +105,23 @@ def _add_pruning_options(p: argparse.ArgumentParser, dry_run: bool) -> None:
                        help="with --dry-run: where to write what pruning would delete (default ./pruning-plan.json)")
 
 
+def _add_delete_command(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
+    p = sub.add_parser("delete", parents=[common],
+                       help="delete mirrored images in two steps (oc-mirror v2 delete, v2alpha1): --generate, "
+                            "review, --delete-yaml-file")
+    p.add_argument("destination", metavar="docker://HOST[:PORT][/NS]", help="the mirror to delete from")
+    p.add_argument("-c", "--config", action="append", default=[], metavar="FILE",
+                   help="a DeleteImageSetConfiguration (what to delete, with --generate) and/or the current "
+                        "ImageSetConfiguration (what must stay: never listed nor deleted); told apart by kind")
+    p.add_argument("--catalog-content", type=_key_value, action="append", default=[], metavar="REF=PATH")
+    p.add_argument("--generate", action="store_true",
+                   help="write WORKSPACE/working-dir/delete/delete-images.yaml to review; deletes nothing")
+    p.add_argument("--workspace", metavar="file://DIR", help="where --generate writes the delete files")
+    p.add_argument("--delete-id", metavar="ID", help="suffix of the generated file names (delete-images-ID.yaml)")
+    p.add_argument("--delete-yaml-file", metavar="FILE", help="the reviewed delete-images.yaml whose images to delete")
+    p.set_defaults(handler=_pipeline("run_delete"))
+
+
 def build_parser() -> argparse.ArgumentParser:
     common = _common_parent()
     parser = argparse.ArgumentParser(
@@ -194,6 +211,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--url", help="ostree repo URL (edge-installer: the served edge-container)")
     p.add_argument("--timeout", type=int, default=7200, metavar="SECONDS", help="give up waiting after this long")
     p.set_defaults(handler=_pipeline("run_compose"))
+
+    _add_delete_command(sub, common)
 
     p = sub.add_parser("convert", parents=[common], help="turn an oc-mirror ICSP or IDMS file into a CRI-O drop-in")
     p.add_argument("kind", choices=("icsp", "idms"))

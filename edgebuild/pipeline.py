@@ -375,6 +375,12 @@ def run_compose(args: argparse.Namespace) -> int:
     return compose(args)
 
 
+def run_delete(args: argparse.Namespace) -> int:
+    """delete (oc-mirror v2's two steps): the plans of the configurations are made as `plan` makes them."""
+    from .delete import run_delete as delete
+    return delete(args, lambda config, mirror: build_plan(config, load_catalogs(config, args), mirror))
+
+
 def run_convert(args: argparse.Namespace) -> int:
     from .render.convert import convert_file
     text = convert_file(args.kind, Path(args.file), insecure=args.insecure_mirror,
