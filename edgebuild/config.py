@@ -572,9 +572,17 @@ def _read_versions(r: _Reader, keys: dict[str, yaml.Node], fld: str, target: Pac
     """minVersion / maxVersion / minBundle of a package or channel, with semver and order checks."""
     parse: Callable[[str], Version] = Version.parse if api == API_V1 else Version.parse_lenient
     parsed: dict[str, Version] = {}
-    ignored = _v1_ignored_range(r, keys, fld, what) if api == API_V1 else set()
+    numbers = {k for k in ("minVersion", "maxVersion") if k in keys and _is_number(keys[k])} if api == API_V1 else set()
+    ignored = _v1_ignored_range(r, keys, fld, what) if api == API_V1 and not numbers else set()
     for key, attr in (("minVersion", "min_version"), ("maxVersion", "max_version")):
         if key not in keys or key in ignored:
+            continue
+        if key in numbers:
+            # oc-mirror v1 decodes YAML through JSON: an unquoted 1.2 is a number and the file is refused.
+            r.error(keys[key], f"{fld}.{key}", f"{what}: {key} {keys[key].value} is a number, not a string; oc-mirror "
+                    f"v1 refuses the file (json: cannot unmarshal number into Go struct field … of type string)",
+                    f"quote it and give X.Y.Z: {key}: \"{Version.parse_lenient(keys[key].value)}\""
+                    if Version.try_parse(keys[key].value, lenient=True) else "quote it")
             continue
         text = r.version_string(keys[key], f"{fld}.{key}")
         if text is None:
@@ -603,6 +611,10 @@ def _read_versions(r: _Reader, keys: dict[str, yaml.Node], fld: str, target: Pac
         r.error(keys.get("minVersion") or keys.get("maxVersion"), f"{fld}",
                 f"{what}: Full: true cannot be mixed with versionRange",
                 "remove 'full: true' from the catalog, or remove minVersion/maxVersion")
+
+
+def _is_number(node: yaml.Node) -> bool:
+    return isinstance(node, yaml.ScalarNode) and node.tag in ("tag:yaml.org,2002:int", "tag:yaml.org,2002:float")
 
 
 def _is_v1_range(text: str) -> bool:
