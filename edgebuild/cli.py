@@ -99,7 +99,8 @@ def _add_render_options(p: argparse.ArgumentParser) -> None:
 def _add_pruning_options(p: argparse.ArgumentParser, dry_run: bool) -> None:
     g = p.add_argument_group("pruning (v1alpha2 with storageConfig, as oc-mirror v1)")
     g.add_argument("--skip-pruning", action="store_true",
-                   help="keep in the mirror what earlier runs mirrored and this image set no longer holds")
+                   help="keep in the mirror what earlier runs mirrored and this image set no longer holds (as in "
+                        "oc-mirror v1, later runs do not prune it either)")
     if dry_run:
         g.add_argument("--pruning-plan", metavar="FILE",
                        help="with --dry-run: where to write what pruning would delete (default ./pruning-plan.json)")
@@ -126,7 +127,11 @@ def build_parser() -> argparse.ArgumentParser:
     common = _common_parent()
     parser = argparse.ArgumentParser(
         prog="edgebuild",
-        description="Build RHEL for Edge images with MicroShift operators from an oc-mirror ImageSetConfiguration.")
+        description="Build RHEL for Edge images with MicroShift operators from an oc-mirror ImageSetConfiguration.",
+        epilog="Selection rules: mirror.openshift.io/v1alpha2 follows oc-mirror v1 (checked against oc-mirror 4.17); "
+               "v2alpha1 follows oc-mirror v2 as of release-4.18 and later (heads of every channel when none is "
+               "given, ranges over every channel, errors for an empty selection or a filtered-out default "
+               "channel), not the 4.17 v2 technology preview, which differed in all those points.")
     parser.add_argument("--version", action="version", version=f"edgebuild {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
 

@@ -167,3 +167,13 @@ def _catalog_dir_lines() -> list[str]:
     import tempfile
     with tempfile.TemporaryDirectory() as tmp:
         return (_catalog_dir(Path(tmp)) / "foo" / "catalog.json").read_text().splitlines()
+
+
+def test_help_and_readme_state_which_oc_mirror_v2_the_rules_come_from(capsys) -> None:
+    with pytest.raises(SystemExit):
+        main(["--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    assert "v2alpha1 follows oc-mirror v2 as of release-4.18 and later" in text
+    assert "not the 4.17 v2 technology preview" in text
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    assert "**as of release-4.18 and later**" in readme
