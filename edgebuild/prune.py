@@ -140,7 +140,11 @@ def protect_children(pruning: PruningPlan, plan: Plan, client: RegistryClient) -
         extra = []
         for digest in digests:
             extra += [c for c in sorted(_children(client, repo, digest)) if c not in protected and c not in digests]
-        digests.extend(dict.fromkeys(extra))
+        for digest in [d for d in digests if d in protected]:
+            pruning.kept_shared.append(f"{repo}@{digest} (a kept manifest list of {repo} holds it)")
+        digests[:] = [d for d in digests if d not in protected] + list(dict.fromkeys(extra))
+    for repo in [r for r, d in pruning.manifests.items() if not d]:
+        del pruning.manifests[repo]
 
 
 def _children(client: RegistryClient, repo: str, digest: str) -> set[str]:

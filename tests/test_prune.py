@@ -17,10 +17,11 @@ import pytest
 
 from edgebuild.cli import main
 from edgebuild.plan import Plan, PlanImage
-from edgebuild.prune import plan_pruning, with_mirrored
+from edgebuild.prune import plan_pruning, run_pruning, with_mirrored
+from edgebuild.registry.manifest import sha256_digest
 from edgebuild.reference import MirrorTarget
 from tests.conftest import REPO, require_tool
-from tests.registry_images import skopeo, verify_pull
+from tests.registry_images import Layout, inspect_raw, multiarch_image, push, simple_image, skopeo, verify_pull
 
 pytestmark = pytest.mark.usefixtures("isolated_auth_env")
 V1 = "mirror.openshift.io/v1alpha2"
@@ -140,3 +141,37 @@ def test_same_digest_in_another_repository_is_never_pruned() -> None:
     assert pruning.kept_shared == [f"ns/a/x@{digest} (the same image is still selected as q.io/b/x@{digest})"]
     # an earlier run into another mirror is not pruned from this one
     assert plan_pruning(old, Plan(api_version=V1, mirror=MirrorTarget("else.example"))) is None
+
+
+def test_children_of_manifest_lists_pruned_with_them_unless_a_kept_list_holds_them(registry, tmp_path: Path) -> None:
+    """A pruned index takes its children along; an image that is a child of a kept index stays."""
+    layout = Layout(tmp_path / "layout")
+    index = multiarch_image(layout, "multi")
+    simple_image(layout, "single", (3_000,))
+    push(layout, "multi", f"{registry.host}/ns/multi:v1")
+    push(layout, "single", f"{registry.host}/ns/single:v1")
+    raw = json.loads(inspect_raw(f"{registry.host}/ns/multi:v1"))
+    index_digest = sha256_digest(inspect_raw(f"{registry.host}/ns/multi:v1"))
+    child = raw["manifests"][0]["digest"]
+    single = sha256_digest(inspect_raw(f"{registry.host}/ns/single:v1"))
+    mirror = MirrorTarget(registry.host)
+
+    def plan(*images: tuple[str, str]) -> Plan:
+        return Plan(api_version=V1, mirror=mirror, images=[
+            PlanImage(source=f"q.io/{repo}@{d}", type="additional", destination=f"{registry.host}/{repo}@{d}", digest=d)
+            for repo, d in images])
+
+    # run 1 held the index's child as an image of its own and the single image; run 2 keeps the index
+    old = with_mirrored({}, plan(("ns/multi", child), ("ns/single", single)))
+    current = plan(("ns/multi", index_digest))
+    out = tmp_path / "plan.json"
+    run_pruning(current, old, dry_run=True, skip=False, plan_file=out, client_options={"tls_verify": False})
+    assert json.loads(out.read_text())["repositories"] == [{"name": "ns/single", "manifests": [single]}]
+    # and the other way round: the index leaves, its children go with it
+    old = with_mirrored({}, plan(("ns/multi", index_digest)))
+    report = run_pruning(plan(("ns/single", single)), old, dry_run=False, skip=False, plan_file=out,
+                         client_options={"tls_verify": False}, quiet=True)
+    assert report is not None and len(report.deleted) == 1 + len(raw["manifests"])
+    assert not _exists(f"{registry.host}/ns/multi@{child}") and not _exists(f"{registry.host}/ns/multi:v1")
+    verify_pull(f"{registry.host}/ns/single:v1", tmp_path / "single")
+    assert index
