@@ -28,7 +28,7 @@ from typing import Any
 import yaml
 
 from .config import API_V2, ImageSetConfig, field_name, parse_config
-from .errors import ConfigError, ConfigErrors, RegistryError, UsageError
+from .errors import ConfigError, ConfigErrors, UsageError
 from .fsutil import write_atomic
 from .plan import Plan
 from .prune import delete_manifests
@@ -62,7 +62,10 @@ def read_delete_config(path: Path) -> ImageSetConfig:
     The file's text is kept (only `kind` and the `delete` key are renamed where they stand), so every
     error still names the file and line; fields are reported under `delete.`."""
     text = _read(path)
-    root = yaml.compose(text, Loader=yaml.SafeLoader)
+    try:
+        root = yaml.compose(text, Loader=yaml.SafeLoader)
+    except yaml.YAMLError as exc:
+        raise ConfigErrors([ConfigError(f"not valid YAML: {exc}", file=str(path))]) from None
     if not isinstance(root, yaml.MappingNode):
         raise ConfigErrors([ConfigError("the document must be a mapping", file=str(path))])
     top = {field_name(k.value, ("apiVersion", "kind", "delete")) or k.value: (k, v) for k, v in root.value}

@@ -129,7 +129,7 @@ def protect_children(pruning: PruningPlan, plan: Plan, client: RegistryClient) -
 
     Reads the manifests of the repositories that lose something (kept and pruned ones), so a child
     digest shared with a kept index in the same repository is never deleted."""
-    kept = {}
+    kept: dict[str, set[str]] = {}
     for m in mirrored_images(plan):
         if m.digest and m.repository in pruning.manifests:
             kept.setdefault(m.repository, set()).add(m.digest)

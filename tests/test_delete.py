@@ -9,16 +9,14 @@ in place.
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 import yaml
 
 from edgebuild.cli import main
-from tests.conftest import REPO, require_tool
-from tests.registry_images import skopeo, verify_pull
+from tests.lifecycle_support import exists, quickstart_registries
+from tests.registry_images import verify_pull
 
 pytestmark = pytest.mark.usefixtures("isolated_auth_env")
 V2 = "mirror.openshift.io/v2alpha1"
@@ -29,8 +27,7 @@ def _operators(upstream: str, versions: str) -> str:
             f"    - name: edge-hello\n      channels:\n      - name: stable\n{versions}")
 
 
-def _exists(ref: str) -> bool:
-    return skopeo("inspect", "--raw", "--tls-verify=false", f"docker://{ref}", check=False).returncode == 0
+_exists = exists
 
 
 def _delete(*args: str) -> int:
@@ -40,13 +37,7 @@ def _delete(*args: str) -> int:
 @pytest.fixture
 def mirrored(registry_factory, tmp_path: Path, request) -> dict:
     """Both bundles and the app image mirrored with v2alpha1; the delete and keep configurations."""
-    require_tool("skopeo")
-    up = registry_factory("upstream")
-    mirror = registry_factory("mirror", delete=getattr(request, "param", True))
-    example = tmp_path / "example.yaml"
-    subprocess.run([sys.executable, str(REPO / "examples/quickstart/make_example.py"), "--upstream", up.host,
-                    "--workdir", str(tmp_path / "example"), "--config", str(example)], check=True, capture_output=True)
-    app = next(line.split("name: ")[1] for line in example.read_text().splitlines() if "hello-app@" in line)
+    up, mirror, app = quickstart_registries(registry_factory, tmp_path, getattr(request, "param", True))
     everything = tmp_path / "all.yaml"
     everything.write_text(f"apiVersion: {V2}\nkind: ImageSetConfiguration\nmirror:\n"
                           + _operators(up.host, "        minVersion: 0.1.0\n")

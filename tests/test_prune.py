@@ -9,8 +9,6 @@ and the old catalog manifest must go while the shared operator image stays.
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -18,10 +16,17 @@ import pytest
 from edgebuild.cli import main
 from edgebuild.plan import Plan, PlanImage
 from edgebuild.prune import plan_pruning, run_pruning, with_mirrored
-from edgebuild.registry.manifest import sha256_digest
 from edgebuild.reference import MirrorTarget
-from tests.conftest import REPO, require_tool
-from tests.registry_images import Layout, inspect_raw, multiarch_image, push, simple_image, skopeo, verify_pull
+from edgebuild.registry.manifest import sha256_digest
+from tests.lifecycle_support import exists, quickstart_registries
+from tests.registry_images import (
+    Layout,
+    inspect_raw,
+    multiarch_image,
+    push,
+    simple_image,
+    verify_pull,
+)
 
 pytestmark = pytest.mark.usefixtures("isolated_auth_env")
 V1 = "mirror.openshift.io/v1alpha2"
@@ -37,8 +42,7 @@ def _config(path: Path, upstream: str, meta: Path, min_version: str, app: str | 
     return path
 
 
-def _exists(ref: str) -> bool:
-    return skopeo("inspect", "--raw", "--tls-verify=false", f"docker://{ref}", check=False).returncode == 0
+_exists = exists
 
 
 def _mirror(config: Path, mirror: str, *extra: str) -> int:
@@ -49,13 +53,7 @@ def _mirror(config: Path, mirror: str, *extra: str) -> int:
 @pytest.fixture
 def two_runs(registry_factory, tmp_path: Path, request) -> dict:
     """Run 1 mirrored; the configuration of run 2 written; where everything is."""
-    require_tool("skopeo")
-    up = registry_factory("upstream")
-    mirror = registry_factory("mirror", delete=getattr(request, "param", True))
-    first = tmp_path / "example-isc.yaml"
-    subprocess.run([sys.executable, str(REPO / "examples/quickstart/make_example.py"), "--upstream", up.host,
-                    "--workdir", str(tmp_path / "example"), "--config", str(first)], check=True, capture_output=True)
-    app = next(line.split("name: ")[1] for line in first.read_text().splitlines() if "hello-app@" in line)
+    up, mirror, app = quickstart_registries(registry_factory, tmp_path, getattr(request, "param", True))
     meta = tmp_path / "meta"
     run1 = _config(tmp_path / "run1.yaml", up.host, meta, "0.1.0", app)
     run2 = _config(tmp_path / "run2.yaml", up.host, meta, "0.2.0", None)
