@@ -109,8 +109,10 @@ def _apply_registry_options(args: argparse.Namespace) -> Callable[[], None]:
     from .registry.retry import RetryPolicy
     previous = configure(retry=RetryPolicy.from_options(args.retry_times, args.retry_delay),
                          max_per_registry=args.max_per_registry or None, fast_http=not args.no_fast_http)
-    return lambda: configure(retry=previous.retry, max_per_registry=previous.max_per_registry,
-                             fast_http=previous.fast_http)
+
+    def restore() -> None:
+        configure(retry=previous.retry, max_per_registry=previous.max_per_registry, fast_http=previous.fast_http)
+    return restore
 
 
 def _add_config(p: argparse.ArgumentParser, required: bool = True) -> None:

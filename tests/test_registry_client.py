@@ -235,7 +235,8 @@ def test_mirror_within_one_registry_with_one_request_at_a_time(seeded, tmp_path:
     from edgebuild.cli import main
     config = tmp_path / "isc.yaml"
     config.write_text("apiVersion: mirror.openshift.io/v2alpha1\nkind: ImageSetConfiguration\nmirror:\n"
-                      f"  additionalImages:\n  - name: {seeded.host}/test/one:v1\n  - name: {seeded.host}/test/multi:v1\n")
+                      f"  additionalImages:\n  - name: {seeded.host}/test/one:v1\n"
+                      f"  - name: {seeded.host}/test/multi:v1\n")
     assert main(["mirror", "-c", str(config), "--to", f"docker://{seeded.host}/copy", "--src-tls-verify=false",
                  "--dest-tls-verify=false", "--max-per-registry", "1", "-q"]) == 0
     assert inspect_raw(f"{seeded.host}/copy/test/one:v1") == inspect_raw(f"{seeded.host}/test/one:v1")

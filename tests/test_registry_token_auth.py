@@ -25,8 +25,8 @@ from edgebuild.errors import RegistryError
 from edgebuild.plan import Plan, PlanImage
 from edgebuild.registry.client import RegistryClient
 from edgebuild.registry.manifest import sha256_digest
-from edgebuild.registry.retry import is_transient
 from edgebuild.registry.mirror import MirrorOptions, mirror_to_registry
+from edgebuild.registry.retry import is_transient
 from tests.conftest import require_tool
 from tests.registry_fixtures import PASSWORD, USER, RegistryServer, write_authfile
 from tests.registry_images import Layout, inspect_raw, make_layer, push, simple_image, verify_pull

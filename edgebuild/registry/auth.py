@@ -27,7 +27,6 @@ from pathlib import Path
 
 from ..errors import RegistryError
 
-
 IDENTITY_TOKEN_USER = "<token>"  # what credential helpers answer as Username for an identity token
 
 

@@ -11,6 +11,7 @@ tags/list, 404 for OCI manifests without an OCI Accept header).
 from __future__ import annotations
 
 import base64
+import functools
 import json
 import logging
 import os
@@ -30,8 +31,7 @@ import httpx
 from ..errors import RegistryError
 from .auth import Challenge, Credentials, auth_file_candidates, find_credentials, parse_challenge
 from .manifest import MANIFEST_ACCEPT, MAX_MANIFEST_BYTES, Manifest, parse_manifest, sha256_digest
-from .retry import (RETRYABLE_STATUS, RetryPolicy, StatusError, TransientError, TransientStatusError,
-                    parse_retry_after)
+from .retry import RETRYABLE_STATUS, RetryPolicy, StatusError, TransientError, TransientStatusError, parse_retry_after
 from .transport import AnswerTooLarge, Response, TransportFailure, Transports, failure_kind
 
 log = logging.getLogger(__name__)
@@ -175,11 +175,11 @@ class RegistryClient:
                 return
             self.credentials(None)  # a broken auth file fails here, before any network use, as in skopeo
             schemes = ["https"] if self.tls_verify else ["https", "http"]
-            first: RegistryError | None = None
+            first: ConnectionFailed | TlsFailure | None = None
             for scheme in schemes:
                 base = f"{scheme}://{self.registry}"
                 try:
-                    response = self.retry.run(lambda _attempt: self._ping_once(base))
+                    response = self.retry.run(functools.partial(self._ping_once, base))
                 except (ConnectionFailed, TlsFailure) as exc:
                     first = first or exc
                     if isinstance(exc, TlsFailure) or not _has_port(self.registry):
@@ -204,7 +204,7 @@ class RegistryClient:
             raise type(first)(f"cannot reach registry {self.registry}: {first.message.split(': ', 2)[-1]}", first.hint,
                               kind=first.kind) from None
 
-    def _ping_once(self, base: str) -> Response:
+    def _ping_once(self, base: str, _attempt: int = 0) -> Response:
         response = self._send(base + "/v2/", "GET", {}, None, "GET /v2/")
         if response.status in RETRYABLE_STATUS:
             response.drain()
@@ -313,7 +313,7 @@ class RegistryClient:
                 form["scope"] = " ".join(scopes)  # one space-separated list, as the OAuth2 spec has it
             response = self._token_call(realm, lambda: self._transports.http.post(realm, data=form))
         else:
-            params: list[tuple[str, str]] = [("service", service)] if service else []
+            params: list[tuple[str, str | int | float | bool | None]] = [("service", service)] if service else []
             params += [("scope", s) for s in scopes]
             auth = (creds.username, creds.password) if creds else None
             response = self._token_call(realm, lambda: self._transports.http.get(realm, params=params, auth=auth))

@@ -17,10 +17,10 @@ from urllib.parse import quote
 
 from ..errors import EdgebuildError, RegistryError
 from .client import RegistryClient
-from .transport import TransportFailure
 from .manifest import Descriptor, Manifest
 from .retry import RetryPolicy, StatusError, single_attempt
 from .stream import verified_chunks
+from .transport import TransportFailure
 
 # The repository list is read once per run when it is short; a registry with more repositories
 # than this is asked per repository instead (each listing page walks its whole storage).
@@ -227,6 +227,7 @@ class RegistryEndpoint:
             nonlocal location
             if location is None:
                 location = self.client.start_upload(repository)
+                assert location is not None  # None only answers a mount
             with opener() as (chunks, _size):
                 body = verified_chunks(chunks, desc, origin, count)
                 self.client.finish_upload(location, repository, desc.digest, body, desc.size)

@@ -177,7 +177,7 @@ class CopyEngine:
         finals: list[Future] = [Future() for _ in jobs]
         try:
             self._rank = {id(job): n for n, job in enumerate(jobs)}
-            for job, final in zip(jobs, finals):
+            for job, final in zip(jobs, finals, strict=True):
                 self._images.submit((_IMAGE_WORK, self._rank[id(job)]), self._start, job, final)
             return [final.result() for final in finals]
         except BaseException:

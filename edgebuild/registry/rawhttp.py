@@ -19,11 +19,13 @@ It does not do redirects, proxies or auth: transport.py decides when httpx serve
 
 from __future__ import annotations
 
+import io
 import re
 import socket
 import ssl
 import threading
-from collections.abc import Iterable, Iterator
+from collections.abc import Generator, Iterable, Iterator
+from typing import cast
 from urllib.parse import urlsplit
 
 BUFFER_SIZE = 1024 * 1024
@@ -101,7 +103,7 @@ class _Connection:
         if scheme == "https":
             sock = (context or ssl.create_default_context()).wrap_socket(sock, server_hostname=host)
         self.sock = sock
-        self.reader = sock.makefile("rb", buffering=64 * 1024)
+        self.reader = cast(io.BufferedReader, sock.makefile("rb", buffering=64 * 1024))
         self.host = netloc
         self.reusable = True
         self.used = False
@@ -163,7 +165,7 @@ class _Connection:
                 return status, headers
 
     def body_chunks(self, method: str, status: int, headers: dict[str, str],
-                    buffer: memoryview) -> Iterator[memoryview]:
+                    buffer: memoryview) -> Generator[memoryview, None, None]:
         """The body as views into `buffer` (each valid until the next one is asked for)."""
         if method == "HEAD" or status in (204, 304):
             return
@@ -305,9 +307,15 @@ class RawHttp:
         target = parts.path + (f"?{parts.query}" if parts.query else "")
         if not target.startswith("/") or _BAD_TARGET.search(target):
             raise ProtocolError(f"invalid request target {target[:80]!r}")
-        replayable = body is None or isinstance(body, (bytes, bytearray, memoryview))
-        if replayable and (body or method in ("POST", "PUT", "PATCH")):
-            headers = {**headers, "Content-Length": str(len(body or b""))}
+        data: bytes | None = None
+        stream: Iterable[bytes] | None = None
+        if isinstance(body, (bytes, bytearray, memoryview)):
+            data = bytes(body) if not isinstance(body, bytes) else body
+        elif body is not None:
+            stream = body
+        replayable = stream is None
+        if replayable and (data or method in ("POST", "PUT", "PATCH")):
+            headers = {**headers, "Content-Length": str(len(data or b""))}
         elif not replayable and not any(k.lower() == "content-length" for k in headers):
             raise ProtocolError("a streamed body needs a Content-Length")
         for attempt in (0, 1):
@@ -316,12 +324,10 @@ class RawHttp:
                 conn = self._connection(parts.scheme, parts.netloc, fresh=attempt > 0)
                 reused = conn.used
                 conn.send_head(method, target, headers)
-                if replayable:
-                    if body:
-                        conn.sock.sendall(body)
-                else:
-                    assert body is not None and not isinstance(body, (bytes, bytearray, memoryview))
-                    for chunk in body:
+                if data:
+                    conn.sock.sendall(data)
+                elif stream is not None:
+                    for chunk in stream:
                         conn.sock.sendall(chunk)
                 status, answer = conn.read_head()
                 return RawResponse(self, conn, method, status, answer)

@@ -22,7 +22,8 @@ def resolve_digests(plan: Plan, mirror: MirrorTarget, options: Any) -> None:
     todo = [img for img in plan.images if img.type == "catalog" or not img.digest]
     if not todo:
         return
-    client = RegistryClient(mirror.registry, tls_verify=options.dest_tls_verify, cert_dir=options.dest_cert_dir or options.cert_dir,
+    client = RegistryClient(mirror.registry, tls_verify=options.dest_tls_verify,
+                            cert_dir=options.dest_cert_dir or options.cert_dir,
                             authfile=options.authfile)
 
     def head(img: PlanImage) -> tuple[PlanImage, str | None]:

@@ -49,7 +49,8 @@ def verified_chunks(chunks: Iterable[bytes], desc: Descriptor, origin: str,
             continue
         seen += len(chunk)
         if seen > desc.size:
-            raise DigestMismatch(f"{origin}: blob {desc.digest} is longer than the {desc.size} bytes its descriptor says",
+            raise DigestMismatch(f"{origin}: blob {desc.digest} is longer than the {desc.size} bytes its "
+                                 "descriptor says",
                                  hint="the source is corrupt or serves different content; nothing was tagged")
         hasher.update(chunk)
         if on_bytes:
