@@ -19,6 +19,7 @@ from __future__ import annotations
 import os
 import socket
 import ssl
+import threading
 import urllib.request
 from collections.abc import Iterable, Iterator
 
@@ -177,13 +178,26 @@ class Transports:
         # read once: the environment does not change during a run, and reading it costs more than a request
         self._proxies = urllib.request.getproxies_environment()
         self._proxied: dict[tuple[str, str], bool] = {}
-        self.http = httpx.Client(verify=verify, timeout=httpx.Timeout(timeout, connect=min(15.0, timeout)),
-                                 limits=httpx.Limits(max_connections=max_connections,
-                                                     max_keepalive_connections=max_connections),
-                                 follow_redirects=True)
+        self._httpx_options = {"verify": verify, "timeout": httpx.Timeout(timeout, connect=min(15.0, timeout)),
+                               "limits": httpx.Limits(max_connections=max_connections,
+                                                      max_keepalive_connections=max_connections),
+                               "follow_redirects": True}
+        self._http: httpx.Client | None = None
+        self._http_lock = threading.Lock()
+
+    @property
+    def http(self) -> httpx.Client:
+        """The httpx client, made on first use (it costs tens of milliseconds, and a run whose requests
+        all take the fast path never needs it)."""
+        with self._http_lock:
+            if self._http is None:
+                self._http = httpx.Client(**self._httpx_options)  # type: ignore[arg-type]  # checked above
+            return self._http
 
     def close(self) -> None:
-        self.http.close()
+        with self._http_lock:
+            if self._http is not None:
+                self._http.close()
         if self.fast is not None:
             self.fast.close()
 
