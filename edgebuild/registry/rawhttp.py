@@ -25,6 +25,7 @@ import socket
 import ssl
 import threading
 from collections.abc import Generator, Iterable, Iterator
+from contextlib import contextmanager
 from typing import cast
 from urllib.parse import urlsplit
 
@@ -234,23 +235,11 @@ class RawResponse:
         self.headers = headers
         self._done = False
 
-    def read(self, limit: int | None = None, truncate: bool = False) -> bytes:
+    @contextmanager
+    def _reading(self) -> Iterator[None]:
+        """A failure while reading the body gives the connection up; OSError becomes FastHttpError."""
         try:
-            data = self._conn.read_body(self._method, self.status, self.headers, limit, truncate)
-        except OSError as exc:
-            self._owner.discard(self._conn)
-            raise FastHttpError(f"{type(exc).__name__}: {exc}") from exc
-        except FastHttpError:
-            self._owner.discard(self._conn)
-            raise
-        self._done = True
-        return data
-
-    def iter_chunks(self) -> Iterator[memoryview]:
-        """The body as views into one buffer of BUFFER_SIZE (each valid until the next is taken)."""
-        buffer = memoryview(bytearray(BUFFER_SIZE))
-        try:
-            yield from self._conn.body_chunks(self._method, self.status, self.headers, buffer)
+            yield
         except OSError as exc:
             self._owner.discard(self._conn)
             raise FastHttpError(f"{type(exc).__name__}: {exc}") from exc
@@ -258,6 +247,16 @@ class RawResponse:
             self._owner.discard(self._conn)
             raise
         self._done = True
+
+    def read(self, limit: int | None = None, truncate: bool = False) -> bytes:
+        with self._reading():
+            return self._conn.read_body(self._method, self.status, self.headers, limit, truncate)
+
+    def iter_chunks(self) -> Iterator[memoryview]:
+        """The body as views into one buffer of BUFFER_SIZE (each valid until the next is taken)."""
+        buffer = memoryview(bytearray(BUFFER_SIZE))
+        with self._reading():
+            yield from self._conn.body_chunks(self._method, self.status, self.headers, buffer)
 
     def close(self) -> None:
         if not self._done:  # an unfinished body leaves the connection unusable for the next request
