@@ -23,7 +23,8 @@ from .retry import RetryPolicy
 from .transport import proxy_applies
 
 PING_TIMEOUT = 5.0  # seconds for one connection and answer
-GRACE = 2.0  # beyond PING_TIMEOUT, for name lookups, which no socket timeout bounds
+GRACE = 1.0  # beyond PING_TIMEOUT, for name lookups, which no socket timeout bounds (a lookup whose first
+# query was lost answers after the resolver's 5 s retry)
 MAX_AT_ONCE = 64
 
 
