@@ -118,3 +118,48 @@ def test_storage_config_registry_advice_names_skip_tls(registry2) -> None:
     with pytest.raises(PreflightError) as info:
         check_registries([Target(registry2.host, "storageConfig registry", tls_verify=True)])
     assert "skipTLS: true under storageConfig.registry" in str(info.value)
+
+
+def test_a_registry_that_never_answers_is_cut_off_at_the_timeout() -> None:
+    silent = socket.create_server(("127.0.0.1", 0))  # accepts connections (backlog), never answers
+    host = f"127.0.0.1:{silent.getsockname()[1]}"
+    try:
+        with pytest.raises(PreflightError) as info:
+            check_registries([Target(host, "destination", tls_verify=False)], timeout=0.5)
+    finally:
+        silent.close()
+    assert f"{host} (destination): no answer within 0.5 s" in str(info.value)
+
+
+def test_advice_for_each_cause() -> None:
+    from edgebuild.errors import RegistryError
+    from edgebuild.registry.client import ConnectionFailed
+    from edgebuild.registry.preflight import advice
+    dest = Target("mirror.example.invalid:5000", "destination")
+    assert advice(dest, ConnectionFailed("x", kind="dns")).endswith("hint: check the host name of the destination")
+    assert "no answer within" in advice(dest, ConnectionFailed("x", kind="timeout"))
+    other = advice(dest, RegistryError("cannot reach registry x: GET /v2/ answered HTTP 404", hint="check it"))
+    assert other == "mirror.example.invalid:5000 (destination): x: GET /v2/ answered HTTP 404; hint: check it"
+
+
+def test_targets_of_a_configuration_and_a_plan() -> None:
+    from types import SimpleNamespace
+
+    from edgebuild.registry.preflight import Sides, config_targets, merge, plan_targets
+    config = SimpleNamespace(
+        operators=[SimpleNamespace(catalog="registry.example.com/redhat/index:v4.17"),
+                   SimpleNamespace(catalog="oci:///tmp/layout"), SimpleNamespace(catalog="overridden.io/cat:v1")],
+        additional_images=[SimpleNamespace(name="quay.io/a/b:v1"), SimpleNamespace(name="not a reference")],
+        storage=SimpleNamespace(registry_image="state.example.com:5000/meta:latest", registry_skip_tls=True))
+    sides = Sides(src_tls_verify=False, dest_tls_verify=True, dest_cert_dir="/certs")
+    targets = config_targets(config, sides, destination="mirror:5000", overrides=["overridden.io/cat:v1"])
+    assert [(t.registry, t.role, t.tls_verify) for t in targets] == [
+        ("registry.example.com", "catalog source", False), ("quay.io", "image source", False),
+        ("state.example.com:5000", "storageConfig registry", False), ("mirror:5000", "destination", True)]
+    assert targets[-1].cert_dir == "/certs"
+    plan = SimpleNamespace(images=[SimpleNamespace(source=s) for s in
+                                   ("quay.io/a/b:v1", "reg.io/x:1", "reg.io/y:1", "oci:///tmp/l")])
+    assert [(t.registry, t.images) for t in plan_targets(plan, sides, {"quay.io"})] == [("reg.io", 2)]
+    merged = merge([Target("r", "image source", images=2), Target("r", "destination"), Target("r", "image source",
+                                                                                              images=1)])
+    assert [(t.role, t.images) for t in merged] == [("destination", 3)]

@@ -233,3 +233,38 @@ def test_refused_connection_is_a_fast_http_error() -> None:
     sock.close()
     with pytest.raises(FastHttpError, match="ConnectionRefusedError"):
         RawHttp(None, 5).simple("GET", f"http://127.0.0.1:{port}/v2/", {})
+
+
+def test_a_redirect_from_the_fast_transport_is_followed_through_httpx(serve) -> None:
+    """Registries on object storage redirect blob GETs; the fast transport hands those to httpx."""
+    from edgebuild.registry.transport import Transports
+    moved = b"HTTP/1.1 307 Temporary Redirect\r\nLocation: /elsewhere\r\nContent-Length: 0\r\n\r\n"
+    server = serve([moved, moved, b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nthere"])
+    transports = Transports(None, False, 5, 2)
+    try:
+        response = transports.send("GET", f"{server.url}/v2/r/blobs/sha256:x", {})
+        assert (response.status, response.read()) == (200, b"there")
+        assert server.requests[-1].startswith(b"GET /elsewhere ")
+    finally:
+        transports.close()
+
+
+@pytest.mark.parametrize("cause, kind", [
+    (socket.gaierror(-2, "Name or service not known"), "dns"),
+    (ConnectionRefusedError(111, "Connection refused"), "refused"),
+    (TimeoutError("timed out"), "timeout"),
+    (ConnectionResetError(104, "reset"), "reset"),
+    (OSError("[SSL: WRONG_VERSION_NUMBER] wrong version number"), "plain-http"),
+    (OSError("[SSL: CERTIFICATE_VERIFY_FAILED] certificate verify failed"), "tls-cert"),
+    (OSError("[SSL: TLSV1_ALERT_PROTOCOL_VERSION] alert"), "tls"),
+    (OSError("something else"), "other"),
+])
+def test_failure_kinds_are_read_from_the_cause_chain(cause: BaseException, kind: str) -> None:
+    from edgebuild.registry.transport import failure_kind
+    try:
+        try:
+            raise cause
+        except BaseException as inner:
+            raise FastHttpError("wrapped") from inner
+    except FastHttpError as outer:
+        assert failure_kind(outer) == kind

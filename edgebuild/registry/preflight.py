@@ -59,7 +59,7 @@ def _host_port(registry: str) -> tuple[str, str]:
     return parts.hostname or registry, str(parts.port) if parts.port else "443/80"
 
 
-def advice(target: Target, exc: RegistryError) -> str:
+def advice(target: Target, exc: RegistryError, timeout: float = PING_TIMEOUT) -> str:
     """One line naming the registry, its role, the cause and what to do."""
     host, port = _host_port(target.registry)
     what = f"{target.registry} ({target.role}" + (f" of {target.images} image(s)" if target.images else "") + ")"
@@ -77,7 +77,7 @@ def advice(target: Target, exc: RegistryError) -> str:
         return (f"{what}: connection refused: nothing listens on port {port} of {host}; hint: check the port "
                 "and that the registry is running")
     if kind == "timeout":
-        return (f"{what}: no answer within {PING_TIMEOUT:g} s; hint: check the address and firewalls; behind a "
+        return (f"{what}: no answer within {timeout:g} s; hint: check the address and firewalls; behind a "
                 "proxy set HTTPS_PROXY (and NO_PROXY for local registries)")
     if kind == "plain-http":
         return f"{what}: it answers plain HTTP, not HTTPS; hint: pass {tls_flag} for a plain-HTTP registry"
@@ -178,9 +178,9 @@ def check_registries(targets: Iterable[Target], *, authfile: str | None = None,
             waited = ConnectionFailed(f"no answer within {timeout + GRACE:g} s", kind="timeout")
             if target not in named:  # still looking up the name: no DNS answer, as on an offline machine
                 waited = ConnectionFailed(f"the name lookup did not finish within {timeout + GRACE:g} s", kind="dns")
-            failures[target.registry] = advice(target, waited)
+            failures[target.registry] = advice(target, waited, timeout + GRACE)
         elif outcome is not None:
-            failures[target.registry] = advice(target, outcome)
+            failures[target.registry] = advice(target, outcome, timeout)
     if failures:
         raise PreflightError(failures)
     return {target.registry for target in todo}
