@@ -13,7 +13,7 @@ import sys
 from collections.abc import Callable, Sequence
 
 from . import __version__
-from .errors import EdgebuildError, UsageError
+from .errors import EdgebuildError, FileSystemError, UsageError
 
 log = logging.getLogger("edgebuild")
 
@@ -277,6 +277,24 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:
+        return _broken_pipe()
+    except OSError as exc:  # a path the stage did not wrap itself: still one line, never a traceback
+        print(f"error: {FileSystemError.from_os_error(exc)}", file=sys.stderr)
+        return 1
+
+
+def _broken_pipe() -> int:
+    """The reader of standard output went away (`edgebuild list ... | head`): say so once, and keep
+    Python from failing again when it flushes stdout at exit."""
+    import os
+    try:
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+    except (OSError, ValueError):
+        pass
+    print("error: standard output was closed by its reader (broken pipe); the output is incomplete",
+          file=sys.stderr)
+    return 1
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -264,7 +264,12 @@ def run_mirror(args: argparse.Namespace) -> int:
             print(line)
         return 0
     if to_disk:
-        engine.mirror_to_disk(plan, args.to, options)  # each prints its own summary unless --quiet
+        disk = engine.parse_dir(args.to)
+        try:
+            engine.mirror_to_disk(plan, args.to, options)  # each prints its own summary unless --quiet
+        except OSError as exc:
+            from .errors import FileSystemError
+            raise FileSystemError.from_os_error(exc, disk, "writing") from None
     else:
         engine.mirror_to_registry(plan, args.to, options)
     _save_state(config, plan, options.previous_state, args.authfile)
@@ -367,8 +372,12 @@ def run_convert(args: argparse.Namespace) -> int:
     text = convert_file(args.kind, Path(args.file), insecure=args.insecure_mirror,
                         block_originals=args.block_original_registries)
     if args.output:
+        from .errors import FileSystemError
         from .fsutil import write_atomic
-        write_atomic(Path(args.output), text.encode())
+        try:
+            write_atomic(Path(args.output), text.encode())
+        except OSError as exc:
+            raise FileSystemError.from_os_error(exc, args.output, "writing") from None
     else:
         sys.stdout.write(text)
     return 0
