@@ -59,6 +59,7 @@ class MirrorOptions:
     arch: str | None = None  # keep only this architecture of manifest lists / indexes
     parallel: int = 4  # concurrent blob transfers
     quiet: bool = False
+    verbose: int = 0  # -v: a line per image
     progress_stream: TextIO | None = None
     live_progress: bool | None = None  # None: live when the stream is a terminal
     retry: RetryPolicy | None = None
@@ -226,13 +227,40 @@ def _source_of(img: PlanImage, clients: "_Clients") -> _Source:
                    ref.digest)
 
 
-def _run(jobs: list[CopyJob], options: MirrorOptions, target_label: str, total: int | None = None) -> MirrorReport:
+class _StartSignal:
+    """A copy source that tells the progress when the engine first reads an image from it (the image
+    is then in flight); everything else goes straight to the wrapped endpoint."""
+
+    def __init__(self, inner: Endpoint, progress: Progress, label: str) -> None:
+        self._inner = inner
+        self._progress = progress
+        self._label = label
+
+    def get_manifest(self, repository: str, reference: str) -> Manifest:
+        self._progress.image_started(self._label)
+        return self._inner.get_manifest(repository, reference)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._inner, name)
+
+
+AfterCopy = Callable[[Progress, MirrorReport], None]
+
+
+def _run(jobs: list[CopyJob], options: MirrorOptions, target_label: str, total: int | None = None,
+         after: AfterCopy | None = None, extra: int = 0) -> MirrorReport:
+    """Copy `jobs`, then run `after` (the catalog rebuilds, `extra` images) under the same progress,
+    so every image of the plan is counted once."""
     report = MirrorReport(target=target_label)
     start = time.monotonic()
-    with Progress(total if total is not None else len(jobs), stream=options.progress_stream, quiet=options.quiet,
-                  live=options.live_progress) as progress:
+    with Progress((total if total is not None else len(jobs)) + extra, stream=options.progress_stream,
+                  quiet=options.quiet, live=options.live_progress, verbose=options.verbose) as progress:
         engine = CopyEngine(progress, parallel=options.parallel, arch=options.arch)
+        for job in jobs:
+            job.src = _StartSignal(job.src, progress, job.label_src or job.key)  # type: ignore[assignment]
         report.results = engine.run(jobs)
+        if after is not None:
+            after(progress, report)
     report.elapsed = time.monotonic() - start
     report.bytes = progress.bytes
     report.blobs = dict(progress.blobs)
@@ -240,8 +268,7 @@ def _run(jobs: list[CopyJob], options: MirrorOptions, target_label: str, total: 
 
 
 def _finish(report: MirrorReport, options: MirrorOptions) -> MirrorReport:
-    if not options.quiet:
-        (options.progress_stream or sys.stderr).write(report.summary() + "\n")
+    (options.progress_stream or sys.stderr).write(report.summary() + "\n")  # -q too: the result
     if report.failed:
         lines = [f"  {r.key}: {str(r.error).splitlines()[0]}" for r in report.failed]
         hints = sorted({r.error.hint for r in report.failed if r.error and r.error.hint})
@@ -278,7 +305,7 @@ def _catalogs_to_rebuild(plan: Plan, options: MirrorOptions) -> dict[str, Any]:
 
 def _rebuild_catalogs(plan: Plan, options: MirrorOptions, clients: _Clients, dst: Endpoint,
                       dst_repo_for: Callable[[str], str],
-                      report: MirrorReport, workroot: str | None) -> None:
+                      report: MirrorReport, workroot: str | None, progress: Progress) -> None:
     rebuild = _catalogs_to_rebuild(plan, options)
     if not rebuild:
         return
@@ -289,7 +316,8 @@ def _rebuild_catalogs(plan: Plan, options: MirrorOptions, clients: _Clients, dst
             continue
         source = _source_of(img, clients)
         repository, tag = relative_destination(img, plan)
-        start = time.monotonic()
+        label_dst = f"{dst.label}/{dst_repo_for(repository)}:{tag or 'latest'} (rebuilt with the selection)"
+        progress.image_started(img.source)
         try:
             with tempfile.TemporaryDirectory(dir=workroot, prefix="edgebuild-catalog-") as work:
                 fbc = write_filtered_fbc(op.selection, options.catalog_dirs[img.source], Path(work) / "index.json")
@@ -297,11 +325,16 @@ def _rebuild_catalogs(plan: Plan, options: MirrorOptions, clients: _Clients, dst
                                                dst_repo_for(repository), tag or "latest", fbc, Path(work), img.source)
         except RegistryError as exc:
             report.results.append(CopyResult(img.source, "failed", error=exc))
+            progress.image_finished(img.source, label_dst, "failed", str(exc).splitlines()[0])
             continue
-        report.elapsed += time.monotonic() - start
         img.digest = digest
         report.rebuilt[img.source] = digest
         report.results.append(CopyResult(img.source, "copied" if pushed else "present", digest, digest))
+        progress.image_finished(img.source, label_dst, "copied" if pushed else "present")
+
+
+def _rebuild_count(plan: Plan, rebuild: dict[str, Any]) -> int:
+    return sum(1 for img in plan.images if img.type == "catalog" and img.source in rebuild)
 
 
 def mirror_to_registry(plan: Plan, target: str | MirrorTarget, options: MirrorOptions | None = None
@@ -323,9 +356,11 @@ def mirror_to_registry(plan: Plan, target: str | MirrorTarget, options: MirrorOp
             jobs.append(CopyJob(img.source, source.endpoint, source.repository, source.reference,
                                 destination, dst_repo, tag, expected_digest=source.digest, label_src=img.source,
                                 label_dst=f"{mirror.registry}/{dst_repo}" + (f":{tag}" if tag else "")))
-        report = _run(jobs, options, f"docker://{mirror}")
-        _record_digests(plan, report)
-        _rebuild_catalogs(plan, options, clients, destination, mirror.repository_for, report, options.workdir)
+        def after(progress: Progress, report: MirrorReport) -> None:
+            _record_digests(plan, report)
+            _rebuild_catalogs(plan, options, clients, destination, mirror.repository_for, report, options.workdir,
+                              progress)
+        report = _run(jobs, options, f"docker://{mirror}", after=after, extra=_rebuild_count(plan, rebuild))
     finally:
         clients.close()
     return _finish(report, options)
@@ -378,11 +413,13 @@ def mirror_to_disk(plan: Plan, directory: str | os.PathLike[str], options: Mirro
             jobs.append(CopyJob(img.source, source.endpoint, source.repository, source.reference,
                                 layout, entry["repository"], dst_ref, expected_digest=source.digest,
                                 label_src=img.source, label_dst=f"{root}:{entry['repository']}:{dst_ref}"))
-        report = _run(jobs, options, f"file://{root}", total=len(jobs))
-        _record_digests(plan, report)
-        (root / METADATA_DIR).mkdir(exist_ok=True)
-        _rebuild_catalogs(plan, options, clients, layout, lambda repo: repo, report,
-                          options.workdir or str(root / METADATA_DIR))
+        def after(progress: Progress, report: MirrorReport) -> None:
+            _record_digests(plan, report)
+            (root / METADATA_DIR).mkdir(exist_ok=True)
+            _rebuild_catalogs(plan, options, clients, layout, lambda repo: repo, report,
+                              options.workdir or str(root / METADATA_DIR), progress)
+        report = _run(jobs, options, f"file://{root}", total=len(jobs), after=after,
+                      extra=_rebuild_count(plan, rebuild))
     finally:
         clients.close()
     report.skipped_previous = skipped
