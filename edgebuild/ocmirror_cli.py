@@ -96,11 +96,17 @@ def add_destination_options(p: argparse.ArgumentParser, *, workspace: bool = Tru
                        help="results folder, as oc-mirror's (--dry-run writes mapping.txt there); default as "
                             "oc-mirror: v1 DEST/oc-mirror-workspace or ./oc-mirror-workspace, v2 "
                             "DEST/working-dir or ./working-dir")
+    add_partial_options(g)
+
+
+def add_partial_options(g: argparse._ArgumentGroup) -> None:
+    """oc-mirror v1's --continue-on-error / --skip-missing (see partial.py)."""
     g.add_argument("--continue-on-error", action="store_true",
-                   help="images that fail to mirror do not stop the run: the rest is mirrored (and rendered), "
-                        "the failed ones are listed in the summary and images.json; exit code 1 still")
+                   help="images that fail to mirror (render: are not in the mirror) do not stop the run: the rest "
+                        "is mirrored and rendered, the others are listed in the summary and images.json; "
+                        "the exit code is 1 still, as oc-mirror's")
     g.add_argument("--skip-missing", action="store_true",
-                   help="as --continue-on-error, for images the source registry does not have (not found) only")
+                   help="as --continue-on-error for images that are not found, and the exit code is 0")
 
 
 def resolve(args: argparse.Namespace) -> None:

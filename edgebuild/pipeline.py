@@ -27,9 +27,10 @@ def _overrides(args: argparse.Namespace) -> dict[str, str]:
     return dict(getattr(args, "catalog_content", None) or [])
 
 
-def cache_dir() -> Path:
-    """Where unpacked catalogs are kept between runs (one directory per catalog manifest digest)."""
-    base = os.environ.get("EDGEBUILD_CACHE_DIR") or os.path.join(
+def cache_dir(args: argparse.Namespace | None = None) -> Path:
+    """Where unpacked catalogs are kept between runs (one directory per catalog manifest digest):
+    --cache-dir (oc-mirror v2's flag), else EDGEBUILD_CACHE_DIR, else the XDG cache."""
+    base = getattr(args, "cache_dir", None) or os.environ.get("EDGEBUILD_CACHE_DIR") or os.path.join(
         os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "edgebuild")
     return Path(base)
 
@@ -45,7 +46,7 @@ def open_catalog_for(ref: str, args: argparse.Namespace, source_factory: Any = N
     factory = source_factory or _image_source_factory(args)
     try:
         return open_catalog_image(ref, overrides=overrides, image_source_factory=factory,
-                                  workdir=cache_dir(), arch=getattr(args, "arch", None) or "amd64")
+                                  workdir=cache_dir(args), arch=getattr(args, "arch", None) or "amd64")
     except RegistryError as exc:
         raise CatalogError(f"catalog {ref}: {exc.message}",
                            (f"{exc.hint}; or " if exc.hint else "")
@@ -187,7 +188,7 @@ def mirror_options(args: argparse.Namespace, config: ImageSetConfig | None = Non
     return MirrorOptions(src_tls_verify=args.src_tls_verify, dest_tls_verify=args.dest_tls_verify,
                          authfile=args.authfile, src_cert_dir=src_cert_dir(args),
                          dest_cert_dir=dest_cert_dir(args), arch=args.arch,
-                         parallel=getattr(args, "parallel", 4), quiet=args.quiet,
+                         parallel=getattr(args, "parallel", 4), quiet=args.quiet, verbose=args.verbose,
                          archive_size_gb=config.archive_size_gb if config else None)
 
 
@@ -260,20 +261,42 @@ def run_mirror(args: argparse.Namespace) -> int:
     to_disk = args.to.startswith("file://")
     plan, options = prepare_plan(args, config, parse_mirror(args.to), args.release_info)
     if args.dry_run:
-        for line in engine.dry_run(plan, None if to_disk else args.to):
+        lines = engine.dry_run(plan, None if to_disk else args.to)
+        path = write_dry_run_mapping(config, args, lines)
+        for line in lines:
             print(line)
+        log.info("dry run: %d images; mapping written to %s; nothing copied", len(lines), path)
         return 0
-    if to_disk:
-        disk = engine.parse_dir(args.to)
-        try:
-            engine.mirror_to_disk(plan, args.to, options)  # each prints its own summary unless --quiet
-        except OSError as exc:
-            from .errors import FileSystemError
-            raise FileSystemError.from_os_error(exc, disk, "writing") from None
-    else:
-        engine.mirror_to_registry(plan, args.to, options)
+    from . import partial
+    try:
+        if to_disk:
+            disk = engine.parse_dir(args.to)
+            try:
+                engine.mirror_to_disk(plan, args.to, options)  # each prints its own summary
+            except OSError as exc:
+                from .errors import FileSystemError
+                raise FileSystemError.from_os_error(exc, disk, "writing") from None
+        else:
+            engine.mirror_to_registry(plan, args.to, options)
+    except RegistryError as exc:
+        shortfall = partial.tolerate(exc, args)  # re-raised unless --continue-on-error / --skip-missing
+        print(partial.summary(shortfall), file=sys.stderr)
+        return 1 if shortfall.fatal else 0  # no storageConfig state: the next run retries them
     _save_state(config, plan, options.previous_state, args.authfile)
     return 0
+
+
+def write_dry_run_mapping(config: ImageSetConfig, args: argparse.Namespace, lines: list[str]) -> Path:
+    """mapping.txt where oc-mirror puts it on --dry-run (ocmirror_cli.dry_run_mapping_path)."""
+    from .errors import FileSystemError
+    from .fsutil import write_atomic
+    from .ocmirror_cli import dry_run_mapping_path
+    path = dry_run_mapping_path(config.api_version, args.to, getattr(args, "workspace", None))
+    try:
+        write_atomic(path, "".join(line + "\n" for line in lines).encode())
+    except OSError as exc:
+        raise FileSystemError.from_os_error(exc, path, "writing") from None
+    return path
 
 
 def release_references(paths: list[str]) -> dict[str, str]:
@@ -319,9 +342,17 @@ def run_render(args: argparse.Namespace) -> int:
     assert mirror is not None
     # Release images are embedded from the render options; the plan needs only what was mirrored.
     plan, options = prepare_plan(args, config, mirror, [])
-    resolve_digests(plan, mirror, options)
-    _render(plan, config, args, mirror)
-    return 0
+    from . import partial
+    tolerant = args.continue_on_error or args.skip_missing
+    missing = resolve_digests(plan, mirror, options, allow_missing=tolerant)
+    shortfall = partial.Shortfall({source: f"not in the mirror {mirror}" for source in missing},
+                                  fatal=args.continue_on_error)
+    types = {img.source: img.type for img in plan.images}
+    _render(partial.without(plan, shortfall), config, args, mirror)
+    partial.mark_in_outputs(Path(args.output), types, shortfall)
+    if shortfall:
+        print(partial.summary(shortfall, Path(args.output)), file=sys.stderr)
+    return 1 if shortfall.fatal and shortfall else 0
 
 
 def run_build(args: argparse.Namespace) -> int:
@@ -339,16 +370,40 @@ def run_build(args: argparse.Namespace) -> int:
     # for the original one. osbuild picks the device's platform when it embeds; --arch is used for that
     # check (verify) only.
     options.arch = None
-    mirror_to_registry(plan, args.to, options)  # prints its own summary unless --quiet
-    _save_state(config, plan, options.previous_state, args.authfile)
-    _render(plan, config, args, mirror)
-    if args.skip_verify:
-        return 0
-    from .verify import verify
-    verify_report = verify(Path(args.output), release_info=[Path(p) for p in args.release_info],
-                           authfile=args.authfile, arch=args.arch)
-    sys.stdout.write(verify_report.format_text())
-    return 0 if verify_report.ok else 1
+    from . import partial
+    shortfall = partial.Shortfall()
+    try:
+        mirror_to_registry(plan, args.to, options)  # prints its own summary
+    except RegistryError as exc:
+        shortfall = partial.tolerate(exc, args)  # re-raised unless --continue-on-error / --skip-missing
+    if not shortfall:
+        _save_state(config, plan, options.previous_state, args.authfile)
+    types = {img.source: img.type for img in plan.images}
+    _render(partial.without(plan, shortfall), config, args, mirror)
+    partial.mark_in_outputs(Path(args.output), types, shortfall)
+    ok = True
+    if not args.skip_verify:
+        from .verify import verify
+        verify_report = verify(Path(args.output), release_info=[Path(p) for p in args.release_info],
+                               authfile=args.authfile, arch=args.arch)
+        sys.stdout.write(verify_report.format_text())
+        ok = verify_report.ok
+    if shortfall:
+        print(partial.summary(shortfall, Path(args.output)), file=sys.stderr)
+        ok = ok and not shortfall.fatal
+    if ok:
+        print(next_command(Path(args.output), args))
+    return 0 if ok else 1
+
+
+def next_command(outdir: Path, args: argparse.Namespace) -> str:
+    """What to run after a build: the compose that turns the blueprint into the image."""
+    blueprint = outdir / "blueprint.toml"
+    image_type = getattr(args, "image_type", "edge-commit")
+    return (f"next: build the image with osbuild-composer:\n"
+            f"  edgebuild compose {blueprint} --type {image_type} --wait\n"
+            f"  (or: composer-cli blueprints push {blueprint} && "
+            f"composer-cli compose start-ostree {args.blueprint_name} {image_type})")
 
 
 def run_verify(args: argparse.Namespace) -> int:
