@@ -170,8 +170,10 @@ def print_plan_text(plan: Plan, out: TextIO) -> None:
             out.write(f"  {img.type:<10} {img.source}\n")
     for warning in plan.warnings:
         out.write(f"warning: {warning}\n")
+    shown = {f"catalog {op.catalog}: {op.error}" for op in plan.operators if op.error}
     for error in plan.errors:
-        out.write(f"error: {error}\n")
+        if error not in shown:  # a catalog's error is printed once, under that catalog
+            out.write(f"error: {error}\n")
 
 
 def src_cert_dir(args: argparse.Namespace) -> str | None:
