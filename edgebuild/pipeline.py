@@ -58,7 +58,18 @@ def open_catalog_for(ref: str, args: argparse.Namespace, source_factory: Any = N
 
 
 def load_catalog(ref: str, args: argparse.Namespace) -> Catalog:
+    check_catalog_content(args, [ref], "--catalog")
     return open_catalog_for(ref, args).catalog
+
+
+def check_catalog_content(args: argparse.Namespace, refs: list[str], what: str) -> None:
+    """A --catalog-content REF=PATH whose REF is none of the run's catalogs is a mistake (a typo in the
+    tag, usually), not something to ignore: the catalog would silently come from the registry."""
+    from .catalog.sources import _find_override
+    for ref, path in getattr(args, "catalog_content", None) or []:
+        if not any(_find_override(wanted, {ref: path}) for wanted in refs):
+            raise UsageError(f"--catalog-content {ref}={path}: {ref} is not a catalog of this run",
+                             f"the {what} catalogs are: {', '.join(refs) or '(none)'}")
 
 
 def _image_source_factory(args: argparse.Namespace) -> Any:
@@ -96,6 +107,7 @@ def load_catalogs(config: ImageSetConfig, args: argparse.Namespace,
     one's FBC is on disk."""
     from concurrent.futures import ThreadPoolExecutor
     refs = list(dict.fromkeys(spec.catalog for spec in config.operators))
+    check_catalog_content(args, refs, "configuration's")
     factory = _image_source_factory(args)
 
     def load(ref: str) -> Any:
