@@ -222,6 +222,8 @@ def _save_state(config: ImageSetConfig, plan: Plan, previous: dict[str, Any] | N
 
 
 def _fail_on_plan_errors(plan: Plan) -> None:
+    if len(plan.errors) == 1:  # the error itself, once; a count of one would only repeat it
+        raise CatalogError(plan.errors[0])
     if plan.errors:
         for error in plan.errors:
             print(f"error: {error}", file=sys.stderr)
@@ -275,7 +277,7 @@ def run_mirror(args: argparse.Namespace) -> int:
     to_disk = args.to.startswith("file://")
     plan, options = prepare_plan(args, config, parse_mirror(args.to), args.release_info)
     if args.dry_run:
-        lines = engine.dry_run(plan, None if to_disk else args.to)
+        lines = engine.dry_run(plan, args.to)
         path = write_dry_run_mapping(config, args, lines)
         for line in lines:
             print(line)

@@ -192,8 +192,20 @@ def mapping_for(plan: Plan, target: str | MirrorTarget) -> list[str]:
     return lines
 
 
+def disk_mapping(plan: Plan, directory: str | os.PathLike[str]) -> list[str]:
+    """`source=file://DIR/REPOSITORY:TAG` (or `@DIGEST`): where mirror-to-disk puts each image in its layout."""
+    root = parse_dir(directory)
+    lines = []
+    for img in plan.images:
+        repository, tag = relative_destination(img, plan)
+        lines.append(f"{img.source}=file://{root}/{repository}" + (f":{tag}" if tag else f"@{img.digest}"))
+    return lines
+
+
 def dry_run(plan: Plan, target: str | MirrorTarget | None = None) -> list[str]:
     """The mapping a mirror run would use; touches no registry and writes nothing."""
+    if isinstance(target, str) and target.startswith("file://"):
+        return disk_mapping(plan, target)
     if target is None or (plan.mirror is not None and parse_target(target) == plan.mirror):
         return plan.mapping_lines()
     return mapping_for(plan, target)

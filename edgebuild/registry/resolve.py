@@ -36,6 +36,8 @@ def resolve_digests(plan: Plan, mirror: MirrorTarget, options: Any, allow_missin
         results = list(pool.map(head, todo))
     missing = [img.destination for img, digest in results if digest is None]
     if missing and allow_missing:
+        for img, digest in results:
+            img.digest = digest or img.digest
         return [img.source for img, digest in results if digest is None]
     if missing:
         raise RegistryError(f"{len(missing)} planned image(s) are not in the mirror {mirror}: "
