@@ -93,7 +93,11 @@ def test_oc_mirror_v1_flag_names_and_positional_destination(upstream, mirror, ca
 
 
 def test_without_oc_mirror_tls_flag_a_plain_http_registry_still_fails(upstream, mirror, capsys):
+    """The message the README's troubleshooting quotes for a plain-HTTP registry."""
     assert main(["mirror", "-c", str(upstream["config"]), f"docker://{mirror.host}/edge", "-q"]) == 1
+    err = capsys.readouterr().err
+    assert f"cannot reach registry {upstream['host']}: [SSL: WRONG_VERSION_NUMBER]" in err, err
+    assert "turn TLS verification off for it (--src-tls-verify=false / --dest-tls-verify=false)" in err
 
 
 def test_skip_missing_mirrors_the_rest_and_succeeds(upstream, mirror, tmp_path: Path, capsys):
