@@ -126,3 +126,17 @@ def test_a_closed_pipe_is_one_line_and_exit_1(tmp_path: Path):
     assert done.returncode == 1
     assert done.stderr == ("error: standard output was closed by its reader (broken pipe); "
                            "the output is incomplete\n")
+
+
+def test_permission_and_other_causes_name_the_users_path_and_the_fix():
+    """EACCES cannot be produced for root on a real file system here, so the error is built as the
+    kernel reports it: errno, strerror and the temporary file's name (which the message replaces)."""
+    import errno
+
+    from edgebuild.errors import FileSystemError
+    exc = PermissionError(errno.EACCES, "Permission denied", "/srv/out/.x.conf.abc.tmp")
+    assert str(FileSystemError.from_os_error(exc, "/srv/out/x.conf", "writing")) == (
+        "writing /srv/out/x.conf: Permission denied (permission denied: choose a directory you may write to, "
+        "or run as a user who may)")
+    assert str(FileSystemError.from_os_error(OSError(errno.EIO, "Input/output error", "/dev/sdz"))) == (
+        "/dev/sdz: Input/output error")
