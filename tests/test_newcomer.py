@@ -159,12 +159,10 @@ def test_render_continue_on_error_marks_what_the_mirror_lacks(upstream, mirror, 
     ("v2alpha1", "file://DISK", None, "DISK/working-dir/dry-run/mapping.txt"),
     ("v2alpha1", "docker://m.example:5000/ns", None, "working-dir/dry-run/mapping.txt"),
 ])
-def test_dry_run_writes_mapping_txt_where_oc_mirror_does(api, destination, workspace, where, tmp_path: Path,
-                                                         monkeypatch, capsys):
+def test_dry_run_writes_mapping_txt_where_oc_mirror_does(api, destination, workspace, where, local_catalog: Path,
+                                                         tmp_path: Path, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)
-    catalog = tmp_path / "catalog"
-    catalog.mkdir()
-    (catalog / "index.json").write_text(FBC)
+    catalog = local_catalog
     isc = tmp_path / "isc.yaml"
     isc.write_text(ISC.format(api=api, channel="stable-3.6"))
     fill = {"DISK": str(tmp_path / "disk"), "WS": str(tmp_path / "ws")}
