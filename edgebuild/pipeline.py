@@ -276,6 +276,7 @@ def run_mirror(args: argparse.Namespace) -> int:
                     "not find them. Leave --arch out to keep manifest lists whole.", args.arch, args.arch)
     to_disk = args.to.startswith("file://")
     plan, options = prepare_plan(args, config, parse_mirror(args.to), args.release_info)
+    options.keep_going = bool(args.continue_on_error or args.skip_missing)
     if args.dry_run:
         lines = engine.dry_run(plan, args.to)
         path = write_dry_run_mapping(config, args, lines)

@@ -278,3 +278,16 @@ def test_oc_mirror_tls_aliases_set_the_skopeo_style_options():
     from edgebuild.cli import build_parser
     args = build_parser().parse_args(["mirror", "-c", "x", "docker://m/ns", "--source-skip-tls", "--dest-use-http"])
     assert (args.src_tls_verify, args.dest_tls_verify, args.destination) == (False, False, "docker://m/ns")
+
+
+def test_skip_missing_to_disk_gives_a_disk_copy_that_pushes(upstream, mirror, tmp_path: Path, capsys):
+    disk = tmp_path / "disk"
+    assert main(["mirror", "-c", str(upstream["broken"]), f"file://{disk}", "--src-tls-verify=false",
+                 "--skip-missing", "-q"]) == 0
+    body = json.loads((disk / "edgebuild" / "images.json").read_text())
+    assert body["complete"] is True
+    assert [e["source"] for e in body["images"] if e["status"] == "failed"] == [f"{upstream['host']}/{MISSING}"]
+    capsys.readouterr()
+    assert main(["mirror", "-c", str(upstream["broken"]), "--from", f"file://{disk}",
+                 f"docker://{mirror.host}/edge", "--dest-tls-verify=false", "-q"]) == 0
+    assert capsys.readouterr().err.startswith(f"mirrored to docker://{mirror.host}/edge: 4 copied,")

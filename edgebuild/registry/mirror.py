@@ -69,6 +69,9 @@ class MirrorOptions:
     # plan's selection (oc-mirror v1 --rebuild-catalogs) instead of copying it verbatim
     catalog_dirs: dict[str, str] = field(default_factory=dict)
     workdir: str | None = None  # scratch space for rebuilt catalog layers (default: the system temp dir)
+    # --continue-on-error / --skip-missing: a disk copy with failed images is still complete (they are
+    # marked "status": "failed" in images.json and left out when it is pushed)
+    keep_going: bool = False
 
 
 @dataclass(slots=True)
@@ -444,9 +447,10 @@ def mirror_to_disk(plan: Plan, directory: str | os.PathLike[str], options: Mirro
             if entry["source"] in report.rebuilt:
                 entry["rebuilt"] = True
             entry["status"] = result.status
-    _write_metadata(root, plan.dumps(), entries, complete=not report.failed)
+    whole = not report.failed or options.keep_going
+    _write_metadata(root, plan.dumps(), entries, complete=whole)
     note = None
-    if options.archive_size_gb and not report.failed:
+    if options.archive_size_gb and whole:
         written = write_archives(root, options.archive_size_gb)
         report.archives = [str(p) for p in written.archives]
         report.archive_sequence = written.sequence
@@ -660,7 +664,7 @@ def mirror_from_disk(directory: str | os.PathLike[str], target: str | MirrorTarg
         source, destination = _CarriedSource(carried), _CarriedDestination(carried)
         jobs = []
         for entry in copy.body["images"]:
-            if entry.get("previous"):
+            if entry.get("previous") or entry.get("status") == "failed":  # failed: not in the disk copy
                 continue
             src_ref = entry["tag"] or entry["layoutDigest"]
             dst_repo = mirror.repository_for(entry["repository"])
