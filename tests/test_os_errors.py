@@ -106,6 +106,32 @@ def test_mirror_to_disk_on_a_broken_file_system(where, mounts, registry, tmp_pat
         assert not [p for p in mounts["full"].rglob("*") if p.name.endswith(".tmp")]
 
 
+def test_a_disk_that_fills_up_while_blobs_are_written(registry, tmp_path: Path, capsys):
+    """The metadata fits, the layer does not: the image fails with the disk's cause, not a traceback or
+    an 'unexpected OSError', and no partial blob is left."""
+    if os.geteuid() != 0:
+        pytest.skip("tmpfs mounts need root")
+    small = tmp_path / "small"
+    _mount_tmpfs(small, "size=256k")
+    try:
+        layout = tmp_path / "layout"
+        write_oci_image(layout, "app", os.urandom(400_000).hex())  # incompressible: ~400 KB gzip'ed
+        push(registry.host, layout, "app", "team/app", "1")
+        isc = tmp_path / "isc.yaml"
+        isc.write_text("apiVersion: mirror.openshift.io/v2alpha1\nkind: ImageSetConfiguration\nmirror:\n"
+                       f"  additionalImages:\n  - name: {registry.host}/team/app:1\n")
+        disk = small / "disk"
+        code = main(["mirror", "-c", str(isc), "--to", f"file://{disk}", "--src-tls-verify=false", "-q"])
+        err = capsys.readouterr().err
+        assert code == 1, err
+        assert "Traceback" not in err and "unexpected" not in err, err
+        assert (f"  {registry.host}/team/app:1: writing {disk}: No space left on device (no space left on the "
+                "device: free some space or choose another disk; nothing was left half-written)") in err, err
+        assert not [p for p in small.rglob("*") if p.name.endswith((".part", ".tmp"))]
+    finally:
+        subprocess.run(["umount", str(small)], check=False)
+
+
 def test_a_closed_pipe_is_one_line_and_exit_1(tmp_path: Path):
     """`edgebuild list ... | head`: the reader went away before edgebuild wrote."""
     catalog = tmp_path / "catalog"
