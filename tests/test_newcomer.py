@@ -291,3 +291,17 @@ def test_skip_missing_to_disk_gives_a_disk_copy_that_pushes(upstream, mirror, tm
     assert main(["mirror", "-c", str(upstream["broken"]), "--from", f"file://{disk}",
                  f"docker://{mirror.host}/edge", "--dest-tls-verify=false", "-q"]) == 0
     assert capsys.readouterr().err.startswith(f"mirrored to docker://{mirror.host}/edge: 4 copied,")
+
+
+def test_vv_shows_registry_requests_and_v_does_not(upstream, mirror):
+    """In a subprocess: the CLI's logging setup is what is tested, and pytest owns logging in-process."""
+    def run(flag: str) -> str:
+        done = subprocess.run([sys.executable, "-m", "edgebuild", "mirror", "-c", str(upstream["config"]),
+                               f"docker://{mirror.host}/edge", *TLS, flag], capture_output=True, text=True,
+                              cwd=REPO, timeout=120)
+        assert done.returncode == 0, done.stderr
+        return done.stderr
+    verbose = run("-v")
+    assert "copied: " in verbose and "HTTP Request:" not in verbose
+    very = run("-vv")
+    assert f"HTTP Request: GET http://{upstream['host']}/v2/" in very, very
