@@ -67,10 +67,6 @@ quickstart: done.
   device files:       $OUT/files/
   image list:         $OUT/images.json   (mapping: $OUT/mapping.txt)
 
-To build the image on a host with osbuild-composer (the mirror must be reachable from its worker):
-  composer-cli blueprints push $OUT/blueprint.toml
-  composer-cli compose start-ostree --ref rhel/9/x86_64/edge edgebuild-quickstart edge-commit
-or, with edgebuild's client:
-  edgebuild compose $OUT/blueprint.toml --type edge-commit --ref rhel/9/x86_64/edge --wait --download .
+The "next:" lines above build the image on a host with osbuild-composer (its worker must reach the mirror).
 (The mirror this quickstart started is gone when it exits: point MIRROR=host:port at a lasting one.)
 EOM
