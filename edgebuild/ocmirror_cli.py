@@ -38,7 +38,6 @@ UNSUPPORTED: dict[str, str] = {
                           "packages copies the catalog as it is)",
     "--since": "storageConfig in the ImageSetConfiguration (v1alpha2) to mirror only what is new",
     "--ignore-history": "a configuration without storageConfig",
-    "--skip-pruning": "nothing: edgebuild never deletes from the mirror",
     "--max-nested-paths": "a shorter --to namespace (edgebuild keeps oc-mirror's repository names)",
     "--image-timeout": "--retry-times / --retry-delay",
     "--port": "nothing: edgebuild copies directly, without a local storage registry",
@@ -55,13 +54,24 @@ UNSUPPORTED: dict[str, str] = {
 }
 
 
-def check_unsupported(argv: Sequence[str]) -> None:
+def known_options(parser: argparse.ArgumentParser) -> set[str]:
+    """Every option string of `parser` and its subcommands (a flag edgebuild gains stops being refused)."""
+    found: set[str] = set()
+    for action in parser._actions:
+        found.update(action.option_strings)
+        if isinstance(action, argparse._SubParsersAction):
+            for sub in action.choices.values():
+                found |= known_options(sub)
+    return found
+
+
+def check_unsupported(argv: Sequence[str], known: set[str] = frozenset()) -> None:  # type: ignore[assignment]
     """Refuse an oc-mirror flag edgebuild lacks with what to use instead (exit 2)."""
     for token in argv:
         if token == "--":
             return
         name = token.split("=", 1)[0]
-        if name in UNSUPPORTED:
+        if name in UNSUPPORTED and name not in known:
             raise UsageError(f"{name} is an oc-mirror flag that edgebuild does not support: use {UNSUPPORTED[name]}")
 
 

@@ -217,8 +217,18 @@ def _save_state(config: ImageSetConfig, plan: Plan, previous: dict[str, Any] | N
                 authfile: str | None) -> None:
     if config.storage is None:
         return
+    from .prune import with_mirrored
     from .registry.state import save_state, state_from_run
-    save_state(config, state_from_run(plan, previous), authfile=authfile)
+    save_state(config, with_mirrored(state_from_run(plan, previous), plan), authfile=authfile)
+
+
+def _pruning(args: argparse.Namespace, plan: Plan, previous: dict[str, Any] | None, *, dry_run: bool) -> None:
+    """oc-mirror v1 pruning after a registry run (prune.py); --dry-run writes pruning-plan.json instead."""
+    from .prune import run_pruning
+    run_pruning(plan, previous, dry_run=dry_run, skip=getattr(args, "skip_pruning", False),
+                plan_file=Path(getattr(args, "pruning_plan", None) or "pruning-plan.json"),
+                client_options={"tls_verify": args.dest_tls_verify, "cert_dir": dest_cert_dir(args),
+                                "authfile": args.authfile}, quiet=args.quiet)
 
 
 def _fail_on_plan_errors(plan: Plan) -> None:
@@ -283,6 +293,7 @@ def run_mirror(args: argparse.Namespace) -> int:
         for line in lines:
             print(line)
         log.info("dry run: %d images; mapping written to %s; nothing copied", len(lines), path)
+        _pruning(args, plan, options.previous_state, dry_run=True)
         return 0
     from . import partial
     try:
@@ -298,7 +309,9 @@ def run_mirror(args: argparse.Namespace) -> int:
     except RegistryError as exc:
         shortfall = partial.tolerate(exc, args)  # re-raised unless --continue-on-error / --skip-missing
         print(partial.summary(shortfall), file=sys.stderr)
-        return 1 if shortfall.fatal else 0  # no storageConfig state: the next run retries them
+        return 1 if shortfall.fatal else 0  # no pruning, no storageConfig state: the next run retries them
+    if not to_disk:
+        _pruning(args, plan, options.previous_state, dry_run=False)
     _save_state(config, plan, options.previous_state, args.authfile)
     return 0
 
@@ -393,7 +406,8 @@ def run_build(args: argparse.Namespace) -> int:
         mirror_to_registry(plan, args.to, options)  # prints its own summary
     except RegistryError as exc:
         shortfall = partial.tolerate(exc, args)  # re-raised unless --continue-on-error / --skip-missing
-    if not shortfall:
+    if not shortfall:  # a partial run neither prunes nor records state
+        _pruning(args, plan, options.previous_state, dry_run=False)
         _save_state(config, plan, options.previous_state, args.authfile)
     types = {img.source: img.type for img in plan.images}
     _render(partial.without(plan, shortfall), config, args, mirror)
@@ -437,6 +451,12 @@ def run_verify(args: argparse.Namespace) -> int:
 def run_compose(args: argparse.Namespace) -> int:
     from .compose.command import run_compose as compose
     return compose(args)
+
+
+def run_delete(args: argparse.Namespace) -> int:
+    """delete (oc-mirror v2's two steps): the plans of the configurations are made as `plan` makes them."""
+    from .delete import run_delete as delete
+    return delete(args, lambda config, mirror: build_plan(config, load_catalogs(config, args), mirror))
 
 
 def run_convert(args: argparse.Namespace) -> int:

@@ -6,8 +6,9 @@ from __future__ import annotations
 import pytest
 import yaml
 
+from edgebuild.errors import ConfigError
 from edgebuild.reference import MirrorTarget
-from edgebuild.render import RenderError, RenderOptions, render_outputs
+from edgebuild.render import RenderOptions, render_outputs
 from edgebuild.render.cluster import ICSP_SIZE_LIMIT, _icsps
 from edgebuild.render.mirrors import MirrorRule
 from edgebuild.render.yamlio import dump
@@ -104,5 +105,7 @@ def test_bad_catalog_source_template_is_an_error(tmp_path):
     template.write_text("apiVersion: v1\nkind: ConfigMap\nspec: {configMap: x}\n")
     plan = sample_plan(MIRROR, api_version=API_V2)
     plan.operators[0].spec.target_catalog_source_template = str(template)
-    with pytest.raises(RenderError, match="kind must be CatalogSource.*spec.configMap must not be set"):
+    with pytest.raises(ConfigError, match="kind must be CatalogSource.*spec.configMap must not be set") as info:
         render_outputs(plan, sample_config(API_V2), RenderOptions(), tmp_path / "out")
+    assert info.value.exit_code == 2 and info.value.file == str(template)
+    assert not (tmp_path / "out").exists()
