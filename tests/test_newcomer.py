@@ -305,3 +305,15 @@ def test_vv_shows_registry_requests_and_v_does_not(upstream, mirror):
     assert "copied: " in verbose and "HTTP Request:" not in verbose
     very = run("-vv")
     assert f"HTTP Request: GET http://{upstream['host']}/v2/" in very, very
+
+
+def test_verify_shows_progress_while_it_embeds(upstream, mirror, tmp_path: Path):
+    for tool in ("podman", "kubectl", "unshare"):
+        require_tool(tool)
+    out = tmp_path / "out"
+    done = subprocess.run([sys.executable, "-m", "edgebuild", "build", "-c", str(upstream["config"]),
+                           f"docker://{mirror.host}/edge", "-o", str(out), *TLS, "--insecure-mirror"],
+                          capture_output=True, text=True, cwd=REPO, timeout=300)
+    assert done.returncode == 0, done.stderr
+    steps = [l for l in done.stderr.splitlines() if l.startswith("verify: embedding ")]
+    assert [l.split()[2] for l in steps] == ["1/4", "2/4", "3/4", "4/4"], done.stderr
