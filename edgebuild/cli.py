@@ -14,10 +14,9 @@ from collections.abc import Callable, Sequence
 
 from . import __version__, ocmirror_cli
 from .errors import EdgebuildError, FileSystemError, UsageError
+from .imagetypes import IMAGE_TYPES
 
 log = logging.getLogger("edgebuild")
-
-IMAGE_TYPES = ("edge-commit", "edge-container", "edge-installer")
 
 
 def _bool_flag(text: str) -> bool:

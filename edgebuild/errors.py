@@ -86,7 +86,7 @@ class FileSystemError(EdgebuildError):
     and the cause, with what to do about it."""
 
     @classmethod
-    def from_os_error(cls, exc: OSError, path: object = None, doing: str = "") -> "FileSystemError":
+    def from_os_error(cls, exc: OSError, path: object = None, doing: str = "") -> FileSystemError:
         """`writing OUT/x: Read-only file system (the file system is read-only: ...)`; the path
         given (what the user named) wins over the temporary file the error happened on."""
         import errno

@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -65,7 +66,7 @@ def without(plan: Plan, shortfall: Shortfall) -> Plan:
     return plan
 
 
-def mark_in_outputs(outdir: Path, plan_types: dict[str, str], shortfall: Shortfall) -> None:
+def mark_in_outputs(outdir: Path, plan_types: Mapping[str, str], shortfall: Shortfall) -> None:
     """Add the images that were not mirrored to OUT/images.json, each with why."""
     if not shortfall:
         return

@@ -20,14 +20,17 @@ import copy
 import re
 import sys
 from collections import Counter
-from functools import lru_cache
+from collections.abc import Iterator
+from functools import cache
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import pytest
 import yaml
 
-CRD_DIR = Path(__file__).resolve().parents[2] / "shared" / "schemas" / "crds"
+from tests.conftest import SHARED
+
+CRD_DIR = SHARED / "schemas" / "crds"
 MANIFESTS = "files/etc/microshift/manifests.d"
 # MicroShift's microshift-olm (openshift/microshift assets/optional/operator-lifecycle-manager):
 # 0000_50_olm_00-namespace.yaml creates these namespaces, 0000_50_olm_13-operatorgroup-default.yaml the groups.
@@ -65,7 +68,7 @@ def strict(schema: Any) -> Any:
     return schema
 
 
-@lru_cache(maxsize=None)
+@cache
 def schemas() -> dict[tuple[str, str], dict[str, Any]]:
     """(apiVersion, kind) -> the served version's openAPIV3Schema, strict, with ObjectMeta filled in."""
     out = {}

@@ -108,7 +108,7 @@ class RegistryServer:
         path.write_text(json.dumps(config))  # JSON is YAML
         return path
 
-    def start(self) -> "RegistryServer":
+    def start(self) -> RegistryServer:
         config = self.write_config()
         log = open(self.root / "registry.log", "ab")
         self.proc = subprocess.Popen([REGISTRY_BIN, "serve", str(config)], stdout=log, stderr=log,
@@ -147,7 +147,7 @@ class RegistryServer:
             self.proc.wait(5)
         self.proc = None
 
-    def restart(self) -> "RegistryServer":
+    def restart(self) -> RegistryServer:
         self.kill()
         return self.start()
 
@@ -378,7 +378,7 @@ class FaultProxy:
         self.rules.append(rule)
         return rule
 
-    def start(self) -> "FaultProxy":
+    def start(self) -> FaultProxy:
         self.thread.start()
         return self
 

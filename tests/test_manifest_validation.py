@@ -28,7 +28,8 @@ from tests.test_render_support import API_V1, API_V2, fake_digest, sample_config
 
 MIRROR = MirrorTarget.parse("mirror.example.com:8443/edge")
 MANIFESTS = "files/etc/microshift/manifests.d"
-LONG_CATALOG = "registry.example.com/redhat/" + "edge-operators-for-the-factory-floor-and-the-retail-stores-index" + ":v4.15"
+LONG_CATALOG = ("registry.example.com/redhat/" + "edge-operators-for-the-factory-floor-and-the-retail-stores-index"
+                + ":v4.15")
 
 
 def render(tmp_path: Path, api: str = API_V1, plan=None, mirror: MirrorTarget = MIRROR, **options):
@@ -176,7 +177,8 @@ def test_4_the_carried_schema_is_the_crds_and_agrees_with_jsonschema():
 # 5 -----------------------------------------------------------------------------------------------
 
 def test_5_olm_namespace_uses_microshifts_olm_operators_group(tmp_path):
-    path = subscription_config(tmp_path, {"local-storage-operator": {"namespace": "openshift-operator-lifecycle-manager"}})
+    olm_namespace = {"local-storage-operator": {"namespace": "openshift-operator-lifecycle-manager"}}
+    path = subscription_config(tmp_path, olm_namespace)
     out, _ = render(tmp_path, subscription_config=path)
     kinds = device_objects(out)
     local = next(s for s in kinds["Subscription"] if s["spec"]["name"] == "local-storage-operator")
@@ -243,7 +245,8 @@ def test_7_template_secrets_and_security_context_are_examined(tmp_path):
     plan, _ = _template_plan(tmp_path, {"grpcPodConfig": {"securityContextConfig": "strict"}})
     with pytest.raises(ConfigError, match="securityContextConfig 'strict' must be legacy or restricted"):
         render(tmp_path, API_V2, plan=plan)
-    plan, _ = _template_plan(tmp_path, {"secrets": ["mirror-pull"], "grpcPodConfig": {"securityContextConfig": "legacy"}})
+    plan, _ = _template_plan(tmp_path, {"secrets": ["mirror-pull"],
+                                        "grpcPodConfig": {"securityContextConfig": "legacy"}})
     out, result = render(tmp_path, API_V2, plan=plan)
     [cluster_file] = (out / "cluster-resources").glob("cs-*.yaml")
     assert yaml.safe_load(cluster_file.read_text())["spec"]["secrets"] == ["mirror-pull"]

@@ -48,7 +48,7 @@ TLS = ["--src-tls-verify=false", "--dest-tls-verify=false"]
 
 def test_counts_agree_and_quiet_prints_only_the_summary(upstream, mirror, capsys):
     assert main(["plan", "-c", str(upstream["config"]), "--src-tls-verify=false"]) == 0
-    plan_line = next(l for l in capsys.readouterr().out.splitlines() if l.startswith("images: "))
+    plan_line = next(line for line in capsys.readouterr().out.splitlines() if line.startswith("images: "))
     assert plan_line == "images: 4 (1 catalog, 1 bundle, 1 related, 1 additional)"
 
     assert main(["mirror", "-c", str(upstream["config"]), f"docker://{mirror.host}/edge", *TLS, "-q"]) == 0
@@ -60,9 +60,9 @@ def test_counts_agree_and_quiet_prints_only_the_summary(upstream, mirror, capsys
 def test_verbose_lists_every_image_including_the_rebuilt_catalog(upstream, mirror, capsys):
     assert main(["mirror", "-c", str(upstream["config"]), "--to", f"docker://{mirror.host}/edge", *TLS, "-v"]) == 0
     err = capsys.readouterr().err
-    copied = [l for l in err.splitlines() if l.startswith("copied: ")]
+    copied = [line for line in err.splitlines() if line.startswith("copied: ")]
     assert len(copied) == 4, err
-    assert any("/catalog:v1 -> " in l and "(rebuilt with the selection)" in l for l in copied)
+    assert any("/catalog:v1 -> " in line and "(rebuilt with the selection)" in line for line in copied)
     assert "4 copied" in err
 
 
@@ -315,5 +315,5 @@ def test_verify_shows_progress_while_it_embeds(upstream, mirror, tmp_path: Path)
                            f"docker://{mirror.host}/edge", "-o", str(out), *TLS, "--insecure-mirror"],
                           capture_output=True, text=True, cwd=REPO, timeout=300)
     assert done.returncode == 0, done.stderr
-    steps = [l for l in done.stderr.splitlines() if l.startswith("verify: embedding ")]
-    assert [l.split()[2] for l in steps] == ["1/4", "2/4", "3/4", "4/4"], done.stderr
+    steps = [line for line in done.stderr.splitlines() if line.startswith("verify: embedding ")]
+    assert [line.split()[2] for line in steps] == ["1/4", "2/4", "3/4", "4/4"], done.stderr
