@@ -192,6 +192,12 @@ class LayoutEndpoint:
         return entry["digest"] if entry else None
 
     def put_manifest(self, repository: str, reference: str, manifest: Manifest) -> None:
+        try:
+            self._put_manifest(repository, reference, manifest)
+        except OSError as exc:
+            raise self._disk_error(exc) from None
+
+    def _put_manifest(self, repository: str, reference: str, manifest: Manifest) -> None:
         path = self.blob_path(manifest.digest)
         if not path.exists():
             write_atomic(path, manifest.data, durable=True)

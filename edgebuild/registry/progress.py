@@ -42,7 +42,7 @@ class Progress:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
-    def __enter__(self) -> "Progress":
+    def __enter__(self) -> Progress:
         if self.live:
             self._thread = threading.Thread(target=self._render_loop, daemon=True)
             self._thread.start()
