@@ -284,18 +284,23 @@ def _preflight_sides(args: argparse.Namespace) -> Any:
 
 def preflight_config(config: ImageSetConfig, args: argparse.Namespace, mirror: MirrorTarget | None) -> set[str]:
     """Ping, once and concurrently, every registry the configuration names (catalogs, additional images,
-    storageConfig, the destination unless --dry-run) before any is used; returns those checked."""
+    storageConfig, the destination; with --dry-run only the catalogs) before any is used; returns those
+    checked."""
     from .registry.preflight import check_registries, config_targets
     destination = mirror.registry if mirror is not None and not getattr(args, "dry_run", False) else None
     local = [spec.catalog for spec in config.operators if "://" not in spec.catalog and Path(spec.catalog).is_dir()]
     targets = config_targets(config, _preflight_sides(args), destination=destination,
                              overrides=_overrides(args), local_catalogs=local)
+    if getattr(args, "dry_run", False):  # only the catalogs are read: nothing else is asked
+        targets = [t for t in targets if t.role == "catalog source"]
     return check_registries(targets, authfile=args.authfile)
 
 
 def preflight_plan(plan: Plan, args: argparse.Namespace, checked: set[str]) -> None:
     """The same for the image sources the catalogs added (bundles, related images)."""
     from .registry.preflight import check_registries, plan_targets
+    if getattr(args, "dry_run", False):
+        return
     check_registries(plan_targets(plan, _preflight_sides(args), checked), authfile=args.authfile)
 
 

@@ -16,6 +16,7 @@ Both transports fail with `TransportFailure`, both answer with a `Response`.
 
 from __future__ import annotations
 
+import logging
 import os
 import socket
 import ssl
@@ -27,6 +28,7 @@ import httpx
 
 from .rawhttp import ERROR_BODY_LIMIT, BodyTooLarge, FastHttpError, RawHttp, RawResponse
 
+log = logging.getLogger(__name__)
 FAST_HTTP_ENV = "EDGEBUILD_FAST_HTTP"
 CHUNK_SIZE = 1024 * 1024
 
@@ -211,6 +213,8 @@ class Transports:
                 raw = self.fast.request(method, url, headers, body)
             except FastHttpError as exc:
                 raise TransportFailure(f"{type(exc).__name__}: {exc}", kind=failure_kind(exc)) from None
+            if log.isEnabledFor(logging.DEBUG):  # as httpx logs its requests (-vv); headers are never logged
+                log.debug('HTTP Request: %s %s "HTTP/1.1 %s"', method, url.split("?", 1)[0], raw.status)
             if not 300 <= raw.status < 400 or streamed:
                 return Response(raw.status, raw.headers, raw=raw)
             raw.close()  # a redirect: httpx follows it
