@@ -294,6 +294,9 @@ def render_options(args: argparse.Namespace, mirror: MirrorTarget) -> Any:
 
 def _render(plan: Plan, config: ImageSetConfig, args: argparse.Namespace, mirror: MirrorTarget) -> Any:
     from .render.output import render_outputs
+    from .pipeline_bootc import render_bootc, wants_bootc
+    if wants_bootc(args):  # image mode: a Containerfile and its build context instead of a blueprint
+        return render_bootc(plan, config, args, mirror, render_options(args, mirror))
     if not args.dest_tls_verify and not args.insecure_mirror:
         log.warning("warning: the mirror %s was used with --dest-tls-verify=false, but the blueprint and the "
                     "device drop-in will verify its TLS certificate; pass --insecure-mirror for a plain-HTTP or "
@@ -339,16 +342,20 @@ def run_build(args: argparse.Namespace) -> int:
     _render(plan, config, args, mirror)
     if args.skip_verify:
         return 0
+    from .pipeline_bootc import verify_bootc_outdir, wants_bootc
     from .verify import verify
-    verify_report = verify(Path(args.output), release_info=[Path(p) for p in args.release_info],
+    verify_report = verify_bootc_outdir(args) if wants_bootc(args) else verify(Path(args.output), release_info=[Path(p) for p in args.release_info],
                            authfile=args.authfile, arch=args.arch)
     sys.stdout.write(verify_report.format_text())
     return 0 if verify_report.ok else 1
 
 
 def run_verify(args: argparse.Namespace) -> int:
+    from .pipeline_bootc import verify_bootc_outdir, wants_bootc
     from .verify import verify
-    report = verify(Path(args.outdir), root=Path(args.root) if args.root else None,
+    if not args.outdir and not args.image:
+        raise UsageError("verify needs OUTDIR (a render/build output) or --image IMAGE (a built bootc image)")
+    report = verify_bootc_outdir(args) if wants_bootc(args) else verify(Path(args.outdir), root=Path(args.root) if args.root else None,
                     release_info=[Path(p) for p in args.release_info], authfile=args.authfile, arch=args.arch)
     if args.format == "json":
         print(json.dumps(report.to_json(), indent=2))
@@ -359,6 +366,9 @@ def run_verify(args: argparse.Namespace) -> int:
 
 def run_compose(args: argparse.Namespace) -> int:
     from .compose.command import run_compose as compose
+    from .pipeline_bootc import compose_bootc, wants_bootc
+    if wants_bootc(args):
+        return compose_bootc(args)
     return compose(args)
 
 
