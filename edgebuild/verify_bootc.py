@@ -18,6 +18,7 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+import tempfile
 from contextlib import contextmanager
 from pathlib import Path
 from collections.abc import Iterator
@@ -101,20 +102,25 @@ def verify_bootc(outdir: Path | None, *, image: str | None = None, release_info:
     """Check a bootc OUT, or the built `image` (its own plan when OUT is not given)."""
     if outdir is None and image is None:
         raise EdgebuildError("verify needs OUT or --image IMAGE")
-    scratch = Path(workdir or (outdir or Path.cwd()) / ".verify-bootc").resolve()
-    if scratch.exists():
-        shutil.rmtree(scratch)
-    scratch.mkdir(parents=True)
+    # The model's store is scratch, outside OUT (OUT is a build context): removed when the check ends.
+    scratch = Path(workdir) if workdir else Path(tempfile.mkdtemp(prefix="edgebuild-verify-bootc-"))
+    try:
+        return _verify_in(outdir, image, release_info or [], scratch.resolve())
+    finally:
+        if workdir is None:
+            shutil.rmtree(scratch, ignore_errors=True)
+
+
+def _verify_in(outdir: Path | None, image: str | None, release_info: list[Path], scratch: Path) -> VerifyReport:
     if image is not None:
         with mounted_image(image) as rootfs:
             plan_dir = outdir or rootfs / PLAN_DIR.lstrip("/")
             return _check(rootfs, rootfs / DEVICE_STORE.lstrip("/") / IMAGE_LIST, plan_dir, scratch,
-                          release_info or [], image=image)
+                          release_info, image=image)
     assert outdir is not None
     if not (outdir / "Containerfile").is_file():
         raise EdgebuildError(f"{outdir}: no Containerfile", hint="render it with --target bootc")
-    return _check(outdir / "files", outdir / STORE_DIR / IMAGE_LIST, outdir, scratch, release_info or [],
-                  outdir=outdir)
+    return _check(outdir / "files", outdir / STORE_DIR / IMAGE_LIST, outdir, scratch, release_info, outdir=outdir)
 
 
 def _check(root: Path, image_list: Path, plan_dir: Path, scratch: Path, release_info: list[Path], *,

@@ -21,7 +21,8 @@ import tarfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from tests.ocibuild import Entry, OciLayout
+from tests.ocibuild import (OCI_CONFIG, OCI_LAYER_GZIP, OCI_MANIFEST, Entry, OciLayout, gzip_bytes,
+                           sha256_digest, tar_bytes)
 
 STANDIN_IMAGE = "localhost/edgebuild-test-standin-bootc:1"
 CALLS_LOG = "/var/lib/standin/calls.log"
@@ -94,11 +95,21 @@ def _entries() -> list[Entry]:
 
 
 def build_standin(workdir: Path, podman: PodmanEnv) -> str:
-    """Build the stand-in base into podman's storage; returns its name."""
+    """Build the stand-in base into podman's storage; returns its name.
+
+    Written by hand rather than with `OciLayout.add_image` because buildah needs a `history` entry
+    per layer in the config to commit a build on top of it."""
     layout = OciLayout.create(workdir / "standin-layout")
-    desc = layout.add_image([_entries()],
-                            labels={"containers.bootc": "1", "edgebuild.test": "stand-in, not a RHEL image"})
-    layout.tag(desc, "standin")
+    tar = tar_bytes(_entries())
+    layer = layout.add_blob(gzip_bytes(tar, level=1), OCI_LAYER_GZIP)
+    config = {"architecture": "amd64", "os": "linux",
+              "config": {"Labels": {"containers.bootc": "1", "edgebuild.test": "stand-in, not a RHEL image"},
+                         "Cmd": ["/bin/sh"]},
+              "rootfs": {"type": "layers", "diff_ids": [sha256_digest(tar)]},
+              "history": [{"created_by": "tests/bootc_standin.py (test data)"}]}
+    manifest = {"schemaVersion": 2, "mediaType": OCI_MANIFEST, "config": layout.add_json(config, OCI_CONFIG),
+                "layers": [layer]}
+    layout.tag(layout.add_json(manifest, OCI_MANIFEST), "standin")
     subprocess.run(["skopeo", "copy", "--quiet", f"oci:{layout.root}:standin",
                     f"containers-storage:[vfs@{podman.graphroot}+{podman.runroot}]{STANDIN_IMAGE}"],
                    check=True, env={**os.environ, **podman.environ()})
