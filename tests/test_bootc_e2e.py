@@ -17,6 +17,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import yaml
 
 from edgebuild.cli import main
 from edgebuild.render.bootc import DEVICE_STORE, IMAGE_LIST, SCRIPT
@@ -195,3 +196,42 @@ def test_verify_fails_naming_the_reference_removed_from_the_image_list(quickstar
     _podman("build", "--network", "none", "--pull=never", "-t", TAG, "-f", str(out / "Containerfile"), str(out))
     assert main(["verify", "--image", TAG]) == 1
     assert f"MISSING {wanted}" in capsys.readouterr().out
+
+
+from tests.test_real_catalog_e2e import kube_green_upstream  # noqa: E402,F401  (fixture)
+
+
+def test_real_catalog_as_bootc_with_one_image_under_two_names(kube_green_upstream: dict, registry_factory,
+                                                              podman: PodmanEnv, tmp_path: Path, capsys):
+    """kube-green from the real community catalog; its operator image is asked for by tag (the CSV)
+    and, through an additionalImage, by digest: one dir: copy, copied at boot under both names."""
+    operator_tag = kube_green_upstream["rewritten"]["docker.io/kubegreen/kube-green:0.7.1"]
+    digest = json.loads(subprocess.run(["skopeo", "inspect", "--tls-verify=false", f"docker://{operator_tag}"],
+                                       capture_output=True, text=True, check=True).stdout)["Digest"]
+    operator_digest = f"{operator_tag.rsplit(':', 1)[0]}@{digest}"
+    config = kube_green_upstream["config"]
+    doc = yaml.safe_load(config.read_text())
+    doc["mirror"]["additionalImages"] = [{"name": operator_digest}]
+    config.write_text(yaml.safe_dump(doc))
+    out = tmp_path / "out"
+    text = _build({"config": config, "mirror": registry_factory("mirror")}, out, capsys)
+    assert "verify: ok" in text and f"found   {operator_tag}" in text and f"found   {operator_digest}" in text
+    listed = _image_list(out)
+    assert listed[operator_tag] == listed[operator_digest]  # one copy, two names
+    assert len({*listed.values()}) == len(listed) - 1
+
+    _podman("build", "--network", "none", "--pull=never", "-t", TAG, "-f", str(out / "Containerfile"), str(out))
+    store = tmp_path / "device-store"
+    boot = _boot_copy(store)
+    assert boot.returncode == 0, boot.stdout + boot.stderr
+    for ref in (operator_tag, operator_digest, *listed):
+        assert _lookup(ref, store).returncode == 0, ref
+    assert main(["verify", "--image", TAG]) == 0
+    capsys.readouterr()
+
+    list_file = out / "images" / IMAGE_LIST
+    list_file.write_text("".join(line + "\n" for line in list_file.read_text().splitlines()
+                                 if not line.startswith(operator_tag + " ")))
+    assert main(["verify", str(out)]) == 1
+    failed = capsys.readouterr().out
+    assert f"MISSING {operator_tag}" in failed and f"found   {operator_digest}" in failed

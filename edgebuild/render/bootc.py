@@ -253,12 +253,23 @@ def render_bootc_outputs(plan: Plan, config: ImageSetConfig, options: RenderOpti
         entries = store_entries(json.loads((tree / "images.json").read_text(encoding="utf-8")))
         store = tree / STORE_DIR
         store.mkdir()
-        copied = 0
+        copied, by_digest, kept = 0, {}, []
         for entry in entries:
             target = store / entry.subdir
             if not _reuse_earlier(outdir, entry, target):
                 fetch(entry.pull, target)
                 copied += 1
+            digest = "sha256:" + hashlib.sha256((target / "manifest.json").read_bytes()).hexdigest()
+            if digest in by_digest:  # the same image pulled under another name: one copy, both names
+                shutil.rmtree(target)
+                first = by_digest[digest]
+                kept[kept.index(first)] = first = StoreEntry(first.pull, first.subdir,
+                                                             tuple(sorted({*first.names, *entry.names})))
+                by_digest[digest] = first
+                continue
+            by_digest[digest] = entry
+            kept.append(entry)
+        entries = kept
         (store / IMAGE_LIST).write_text(image_list_text(entries), encoding="utf-8")
         embedded = sum(f.stat().st_size for f in store.rglob("*") if f.is_file())
         _swap_in(tree, outdir)
