@@ -35,6 +35,7 @@ from ..registry.dirtransport import DirImage, is_complete
 from .blueprint import MICROSHIFT_PORTS, MICROSHIFT_TRUSTED_SOURCES, TEMPLATE_DIR, check_version_pin
 from .errors import RenderError
 from .options import RenderOptions, RenderResult
+from .output import _check_replaceable as check_replaceable_output
 from .output import _microshift_version, _swap_in, render_outputs
 from .release_info import read_release_info
 
@@ -184,15 +185,9 @@ def _read_key(path: Path) -> str:
 
 
 def _check_replaceable(outdir: Path) -> None:
-    if not outdir.exists():
-        return
-    if not outdir.is_dir():
-        raise UsageError(f"{outdir} exists and is not a directory", "choose another -o OUTDIR")
-    earlier = (outdir / "plan.json").is_file() and ((outdir / CONTAINERFILE).is_file()
-                                                     or (outdir / "blueprint.toml").is_file())
-    if any(outdir.iterdir()) and not earlier:
-        raise UsageError(f"{outdir} is not empty and holds no earlier edgebuild output; it would be replaced",
-                         "choose a new or empty -o OUTDIR")
+    """An earlier bootc output (plan.json + Containerfile) may be replaced, as an earlier blueprint output may."""
+    if not ((outdir / "plan.json").is_file() and (outdir / CONTAINERFILE).is_file()):
+        check_replaceable_output(outdir)
 
 
 def _reuse_earlier(outdir: Path, entry: StoreEntry, target: Path) -> bool:
