@@ -61,7 +61,7 @@ def quickstart_text(outdir: Path, tag: str = DEFAULT_TAG, disk_type: str = "anac
     return "\n".join([
         "To build the bootc image and a disk from it (root, podman; the base image needs your Red Hat pull secret):",
         "  " + shlex.join(podman_build_command(outdir, tag, authfile="/etc/containers/auth.json")),
-        "  " + shlex.join(bib_command(outdir, tag, disk_type, Path("./output"), base)),
+        "  " + shlex.join(bib_command(outdir, tag, disk_type, Path.cwd() / "output", base)),
         "or, with edgebuild:",
         f"  edgebuild compose {shlex.quote(str(outdir))} --type {disk_type} --tag {tag}",
         f"  edgebuild verify {shlex.quote(str(outdir))} --image {tag}",
@@ -81,6 +81,7 @@ def compose_bootc(outdir: Path, disk_type: str, *, tag: str, authfile: str | Non
         raise UsageError(f"{outdir}: no Containerfile", "render it with 'edgebuild render --target bootc -o OUT'")
     base = base_image_of(outdir)
     build = podman_build_command(outdir, tag, authfile=authfile, build_args=build_args)
+    output = output.resolve()  # a bare name would be a podman named volume, not this directory
     disk = bib_command(outdir, tag, disk_type, output, base)
     if print_only or not shutil.which("podman"):
         print(shlex.join(build))
