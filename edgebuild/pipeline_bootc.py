@@ -20,7 +20,7 @@ def wants_bootc(args: argparse.Namespace) -> bool:
     if getattr(args, "target", None) == "bootc" or getattr(args, "image", None):
         return True
     path = getattr(args, "outdir", None) or getattr(args, "blueprint", None)
-    return bool(path) and (Path(path) / "Containerfile").is_file()
+    return path is not None and (Path(path) / "Containerfile").is_file()
 
 
 def bootc_options(args: argparse.Namespace) -> Any:

@@ -19,9 +19,9 @@ import os
 import shutil
 import subprocess
 import tempfile
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from collections.abc import Iterator
 
 from .errors import EdgebuildError
 from .render.bootc import DEVICE_STORE, IMAGE_LIST, PLAN_DIR, SCRIPT, SCRIPT_NAME, STORE_DIR, UNIT

@@ -21,8 +21,16 @@ import tarfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from tests.ocibuild import (OCI_CONFIG, OCI_LAYER_GZIP, OCI_MANIFEST, Entry, OciLayout, gzip_bytes,
-                           sha256_digest, tar_bytes)
+from tests.ocibuild import (
+    OCI_CONFIG,
+    OCI_LAYER_GZIP,
+    OCI_MANIFEST,
+    Entry,
+    OciLayout,
+    gzip_bytes,
+    sha256_digest,
+    tar_bytes,
+)
 
 STANDIN_IMAGE = "localhost/edgebuild-test-standin-bootc:1"
 CALLS_LOG = "/var/lib/standin/calls.log"
@@ -31,7 +39,8 @@ STUB = """#!/bin/sh
 echo "{name} $*" >> {log}
 {extra}exit 0
 """
-BOOTC_CHECK = 'if [ "$1 $2" != "container lint" ]; then echo "stand-in bootc: only \'container lint\'" >&2; exit 1; fi\n'
+BOOTC_CHECK = ('if [ "$1 $2" != "container lint" ]; then '
+               'echo "stand-in bootc: only \'container lint\'" >&2; exit 1; fi\n')
 POLICY = b'{"default": [{"type": "insecureAcceptAnything"}]}\n'
 
 
@@ -54,7 +63,7 @@ class PodmanEnv:
                 "CONTAINERS_STORAGE_CONF": str(self.work / "storage.conf"),
                 "TMPDIR": str(self.work / "tmp")}
 
-    def write(self) -> "PodmanEnv":
+    def write(self) -> PodmanEnv:
         (self.work / "tmp").mkdir(parents=True, exist_ok=True)
         (self.work / "containers.conf").write_text(
             '[containers]\nnetns = "host"\ncgroupns = "host"\nlog_driver = "k8s-file"\n'

@@ -8,7 +8,6 @@ way CRI-O looks it up, and kustomize building the manifests found in the image.
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import subprocess
 import sys
@@ -20,7 +19,7 @@ import pytest
 import yaml
 
 from edgebuild.cli import main
-from edgebuild.render.bootc import DEVICE_STORE, IMAGE_LIST, SCRIPT
+from edgebuild.render.bootc import IMAGE_LIST, SCRIPT
 from tests.bootc_standin import CALLS_LOG, PodmanEnv, build_standin
 from tests.conftest import REPO, require_tool
 
@@ -115,7 +114,8 @@ def test_quickstart_as_bootc_built_by_podman_and_copied_at_boot(quickstart: dict
     size = int(_podman("image", "inspect", "--format", "{{.Size}}", TAG).stdout)
     base = int(_podman("image", "inspect", "--format", "{{.Size}}", "localhost/edgebuild-test-standin-bootc:1").stdout)
     with capsys.disabled():
-        print(f"\nbootc sizes: built {size} B, stand-in base {base} B, added {size - base} B, embedded dir: copies {embedded} B")
+        print(f"\nbootc sizes: built {size} B, stand-in base {base} B, added {size - base} B, "
+              f"embedded dir: copies {embedded} B")
     assert embedded <= size - base < 2 * embedded, (size, base, embedded)
 
     # Boot: the copy runs offline in the built image, twice; the second copies nothing.
@@ -133,7 +133,8 @@ def test_quickstart_as_bootc_built_by_podman_and_copied_at_boot(quickstart: dict
     mdir = tmp_path / "manifests"
     mdir.mkdir()
     tar = subprocess.run(
-        ["podman", "run", "--rm", "--network", "none", TAG, "tar", "-C", "/etc/microshift/manifests.d", "-cf", "-", "."],
+        ["podman", "run", "--rm", "--network", "none", TAG, "tar", "-C", "/etc/microshift/manifests.d",
+         "-cf", "-", "."],
         capture_output=True, check=True)
     subprocess.run(["tar", "-C", str(mdir), "-xf", "-"], input=tar.stdout, check=True)
     dirs = [d for d in mdir.iterdir() if d.is_dir()]
@@ -203,7 +204,8 @@ def test_verify_fails_naming_the_reference_removed_from_the_image_list(quickstar
 from tests.test_real_catalog_e2e import kube_green_upstream  # noqa: E402,F401  (fixture)
 
 
-def test_real_catalog_as_bootc_with_one_image_under_two_names(kube_green_upstream: dict, registry_factory,
+def test_real_catalog_as_bootc_with_one_image_under_two_names(kube_green_upstream: dict,  # noqa: F811
+                                                              registry_factory,
                                                               podman: PodmanEnv, tmp_path: Path, capsys):
     """kube-green from the real community catalog; its operator image is asked for by tag (the CSV)
     and, through an additionalImage, by digest: one dir: copy, copied at boot under both names."""

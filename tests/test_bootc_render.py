@@ -9,8 +9,15 @@ import pytest
 
 from edgebuild.cli import main
 from edgebuild.errors import UsageError
-from edgebuild.render.bootc import (BootcOptions, default_base_image, image_list_text, render_boot_files,
-                                    render_builder_config, render_containerfile, store_entries)
+from edgebuild.render.bootc import (
+    BootcOptions,
+    default_base_image,
+    image_list_text,
+    render_boot_files,
+    render_builder_config,
+    render_containerfile,
+    store_entries,
+)
 
 
 def test_containerfile_installs_pinned_packages_and_copies_the_store_once():
@@ -64,7 +71,8 @@ def test_builder_config_users_keys_filesystems_kickstart(tmp_path: Path):
     ks.write_text("lang en_US.UTF-8\n")
     doc = tomllib.loads(render_builder_config(BootcOptions(users=["core"], ssh_keys=[key], kickstart=ks,
                                                            filesystems=["/=20 GiB", "/var/lib/containers=40 GiB"])))
-    assert doc["customizations"]["user"] == [{"name": "core", "groups": ["wheel"], "key": "ssh-ed25519 AAAAC3Nza test@host"}]
+    assert doc["customizations"]["user"] == [{"name": "core", "groups": ["wheel"],
+                                              "key": "ssh-ed25519 AAAAC3Nza test@host"}]
     assert doc["customizations"]["filesystem"][1] == {"mountpoint": "/var/lib/containers", "minsize": "40 GiB"}
     assert doc["customizations"]["installer"]["kickstart"]["contents"] == "lang en_US.UTF-8\n"
 
@@ -97,4 +105,5 @@ def test_compose_prints_podman_build_and_bootc_image_builder(tmp_path: Path, cap
                  "--build-arg", "DNF_OPTS=--enablerepo=rhocp"]) == 0
     build, disk = capsys.readouterr().out.splitlines()
     assert build.startswith("podman build -t localhost/x:1 -f") and "--build-arg DNF_OPTS=--enablerepo=rhocp" in build
-    assert "registry.redhat.io/rhel10/bootc-image-builder:latest --type qcow2 --config /config.toml localhost/x:1" in disk
+    assert ("registry.redhat.io/rhel10/bootc-image-builder:latest --type qcow2 --config /config.toml "
+            "localhost/x:1") in disk

@@ -33,7 +33,6 @@ from ..plan import Plan
 from ..reference import ImageReference, ReferenceError
 from ..registry.dirtransport import DirImage, is_complete
 from .blueprint import MICROSHIFT_PORTS, MICROSHIFT_TRUSTED_SOURCES, TEMPLATE_DIR, check_version_pin
-from .errors import RenderError
 from .options import RenderOptions, RenderResult
 from .output import _check_replaceable as check_replaceable_output
 from .output import _microshift_version, _swap_in, render_outputs
@@ -248,7 +247,9 @@ def render_bootc_outputs(plan: Plan, config: ImageSetConfig, options: RenderOpti
         entries = store_entries(json.loads((tree / "images.json").read_text(encoding="utf-8")))
         store = tree / STORE_DIR
         store.mkdir()
-        copied, by_digest, kept = 0, {}, []
+        copied = 0
+        by_digest: dict[str, StoreEntry] = {}
+        kept: list[StoreEntry] = []
         for entry in entries:
             target = store / entry.subdir
             if not _reuse_earlier(outdir, entry, target):
