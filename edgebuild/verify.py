@@ -19,6 +19,7 @@ not to embed (`render --no-embed`) passes when the rendered drop-in sends it to 
 from __future__ import annotations
 
 import json
+import logging
 import os
 import shutil
 import subprocess
@@ -152,9 +153,11 @@ def embed_containers(blueprint: dict[str, Any], root: Path, workdir: Path, *, au
     store.mkdir(parents=True, exist_ok=True)
     runroot = workdir / "embed-runroot"
     names = []
-    for container in blueprint.get("containers") or []:
+    containers = blueprint.get("containers") or []
+    for number, container in enumerate(containers, 1):
         source = container["source"]
         name = container.get("name") or source
+        logging.getLogger("edgebuild").info("verify: embedding %d/%d %s", number, len(containers), name)
         cmd = [skopeo, "copy", "--quiet", "--retry-times", "2"]
         if container.get("tls-verify") is False:
             cmd.append("--src-tls-verify=false")
