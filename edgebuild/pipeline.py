@@ -351,8 +351,8 @@ def render_options(args: argparse.Namespace, mirror: MirrorTarget) -> Any:
 
 
 def _render(plan: Plan, config: ImageSetConfig, args: argparse.Namespace, mirror: MirrorTarget) -> Any:
-    from .render.output import render_outputs
     from .pipeline_bootc import render_bootc, wants_bootc
+    from .render.output import render_outputs
     if wants_bootc(args):  # image mode: a Containerfile and its build context instead of a blueprint
         return render_bootc(plan, config, args, mirror, render_options(args, mirror))
     if not args.dest_tls_verify and not args.insecure_mirror:
@@ -447,8 +447,9 @@ def run_verify(args: argparse.Namespace) -> int:
     from .verify import verify
     if not args.outdir and not args.image:
         raise UsageError("verify needs OUTDIR (a render/build output) or --image IMAGE (a built bootc image)")
-    report = verify_bootc_outdir(args) if wants_bootc(args) else verify(Path(args.outdir), root=Path(args.root) if args.root else None,
-                    release_info=[Path(p) for p in args.release_info], authfile=args.authfile, arch=args.arch)
+    report = verify_bootc_outdir(args) if wants_bootc(args) else verify(
+        Path(args.outdir), root=Path(args.root) if args.root else None,
+        release_info=[Path(p) for p in args.release_info], authfile=args.authfile, arch=args.arch)
     if args.format == "json":
         print(json.dumps(report.to_json(), indent=2))
     else:
