@@ -18,6 +18,8 @@ from .imagetypes import IMAGE_TYPES
 
 log = logging.getLogger("edgebuild")
 
+BOOTC_DISK_TYPES = ("anaconda-iso", "qcow2", "raw", "vmdk")  # compose of a bootc OUT (bootc-image-builder)
+
 
 def _bool_flag(text: str) -> bool:
     """skopeo-style boolean option value: `--dest-tls-verify=false`."""
@@ -181,6 +183,35 @@ def _add_delete_command(sub: argparse._SubParsersAction, common: argparse.Argume
     p.set_defaults(handler=_pipeline("run_delete"))
 
 
+def _add_bootc_options(p: argparse.ArgumentParser, command: str) -> None:
+    """Image mode (bootc): render/build write a Containerfile + build context; verify checks a built
+    image; compose runs podman build and bootc-image-builder."""
+    g = p.add_argument_group("image mode (bootc)")
+    if command in ("render", "build"):
+        g.add_argument("--target", choices=("blueprint", "bootc"), default="blueprint",
+                       help="blueprint (osbuild, default) or bootc: OUT holds a Containerfile, the embedded images "
+                            "as dir: copies and their boot-time copy unit")
+        g.add_argument("--base-image", metavar="REF",
+                       help="bootc base image (default registry.redhat.io/rhel9/rhel-bootc:9.N of --distro rhel-9N, "
+                            "rhel10/rhel-bootc:10.N for rhel-10N)")
+        g.add_argument("--bootc-user", action="append", default=[], metavar="NAME",
+                       help="config.toml: a user (in wheel) for bootc-image-builder; repeatable")
+        g.add_argument("--bootc-ssh-key", action="append", default=[], metavar="FILE.pub",
+                       help="config.toml: an SSH public key for the --bootc-user users; repeatable")
+        g.add_argument("--bootc-kickstart", metavar="FILE", help="config.toml: installer kickstart (anaconda-iso)")
+        g.add_argument("--bootc-filesystem", action="append", default=[], metavar="MOUNT=SIZE",
+                       help="config.toml: minimum filesystem size, e.g. '/=20 GiB'; repeatable")
+    elif command == "verify":
+        g.add_argument("--image", metavar="IMAGE",
+                       help="check a built bootc image (local container storage) instead of, or with, OUTDIR")
+    elif command == "compose":
+        g.add_argument("--tag", default="localhost/edgebuild-microshift:latest", metavar="IMAGE",
+                       help="name of the image podman builds from OUT (bootc)")
+        g.add_argument("--build-arg", action="append", default=[], metavar="K=V",
+                       help="podman build --build-arg, e.g. DNF_OPTS=--enablerepo=…; repeatable")
+        g.add_argument("--print-only", action="store_true", help="print the podman / bootc-image-builder commands")
+
+
 def build_parser() -> argparse.ArgumentParser:
     common = _common_parent()
     parser = argparse.ArgumentParser(
@@ -243,6 +274,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-o", "--output", required=True, metavar="OUTDIR")
     _add_render_options(p)
     ocmirror_cli.add_partial_options(p.add_argument_group("oc-mirror options"))
+    _add_bootc_options(p, "render")
     p.set_defaults(handler=_pipeline("run_render"))
 
     p = sub.add_parser("build", parents=[common], help="plan + mirror + render + verify: the main job")
@@ -254,19 +286,21 @@ def build_parser() -> argparse.ArgumentParser:
     ocmirror_cli.add_destination_options(p, workspace=False)
     _add_pruning_options(p, dry_run=False)
     _add_render_options(p)
+    _add_bootc_options(p, "build")
     p.set_defaults(handler=_pipeline("run_build"))
 
     p = sub.add_parser("verify", parents=[common], help="prove offline that the image has every image it needs")
-    p.add_argument("outdir", metavar="OUTDIR")
+    p.add_argument("outdir", metavar="OUTDIR", nargs="?", help="a render/build output (or give --image)")
     p.add_argument("--root", metavar="DIR", help="where to lay out the device root (default: OUTDIR/.verify-root)")
     p.add_argument("--release-info", action="append", default=[], metavar="FILE",
                    help="MicroShift release-info JSON whose images must be on the device too; repeatable")
     p.add_argument("--format", choices=("text", "json"), default="text")
+    _add_bootc_options(p, "verify")
     p.set_defaults(handler=_pipeline("run_verify"))
 
     p = sub.add_parser("compose", parents=[common], help="submit the blueprint to osbuild-composer")
     p.add_argument("blueprint", metavar="BLUEPRINT.toml")
-    p.add_argument("--type", required=True, choices=IMAGE_TYPES, dest="image_type")
+    p.add_argument("--type", required=True, choices=IMAGE_TYPES + BOOTC_DISK_TYPES, dest="image_type")
     p.add_argument("--wait", action="store_true", help="wait for the compose to finish")
     p.add_argument("--download", metavar="DIR", help="download the image here when it finishes (implies --wait)")
     p.add_argument("--socket", metavar="PATH", help="Weldr API socket, default /run/weldr/api.socket")
@@ -277,6 +311,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--parent", help="ostree parent commit or ref (upgrades)")
     p.add_argument("--url", help="ostree repo URL (edge-installer: the served edge-container)")
     p.add_argument("--timeout", type=int, default=7200, metavar="SECONDS", help="give up waiting after this long")
+    _add_bootc_options(p, "compose")
     p.set_defaults(handler=_pipeline("run_compose"))
 
     _add_delete_command(sub, common)

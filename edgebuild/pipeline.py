@@ -392,7 +392,10 @@ def render_options(args: argparse.Namespace, mirror: MirrorTarget) -> Any:
 
 
 def _render(plan: Plan, config: ImageSetConfig, args: argparse.Namespace, mirror: MirrorTarget) -> Any:
+    from .pipeline_bootc import render_bootc, wants_bootc
     from .render.output import render_outputs
+    if wants_bootc(args):  # image mode: a Containerfile and its build context instead of a blueprint
+        return render_bootc(plan, config, args, mirror, render_options(args, mirror))
     if not args.dest_tls_verify and not args.insecure_mirror:
         log.warning("warning: the mirror %s was used with --dest-tls-verify=false, but the blueprint and the "
                     "device drop-in will verify its TLS certificate; pass --insecure-mirror for a plain-HTTP or "
@@ -455,15 +458,17 @@ def run_build(args: argparse.Namespace) -> int:
     partial.mark_in_outputs(Path(args.output), types, shortfall)
     ok = True
     if not args.skip_verify:
+        from .pipeline_bootc import verify_bootc_outdir, wants_bootc
         from .verify import verify
-        verify_report = verify(Path(args.output), release_info=[Path(p) for p in args.release_info],
-                               authfile=args.authfile, arch=args.arch)
+        verify_report = verify_bootc_outdir(args) if wants_bootc(args) else verify(
+            Path(args.output), release_info=[Path(p) for p in args.release_info],
+            authfile=args.authfile, arch=args.arch)
         sys.stdout.write(verify_report.format_text())
         ok = verify_report.ok
     if shortfall:
         print(partial.summary(shortfall, Path(args.output)), file=sys.stderr)
         ok = ok and not shortfall.fatal
-    if ok:
+    if ok and getattr(args, "target", "blueprint") != "bootc":  # bootc: render printed its podman commands
         print(next_command(Path(args.output), args))
     return 0 if ok else 1
 
@@ -479,9 +484,13 @@ def next_command(outdir: Path, args: argparse.Namespace) -> str:
 
 
 def run_verify(args: argparse.Namespace) -> int:
+    from .pipeline_bootc import verify_bootc_outdir, wants_bootc
     from .verify import verify
-    report = verify(Path(args.outdir), root=Path(args.root) if args.root else None,
-                    release_info=[Path(p) for p in args.release_info], authfile=args.authfile, arch=args.arch)
+    if not args.outdir and not args.image:
+        raise UsageError("verify needs OUTDIR (a render/build output) or --image IMAGE (a built bootc image)")
+    report = verify_bootc_outdir(args) if wants_bootc(args) else verify(
+        Path(args.outdir), root=Path(args.root) if args.root else None,
+        release_info=[Path(p) for p in args.release_info], authfile=args.authfile, arch=args.arch)
     if args.format == "json":
         print(json.dumps(report.to_json(), indent=2))
     else:
@@ -491,6 +500,9 @@ def run_verify(args: argparse.Namespace) -> int:
 
 def run_compose(args: argparse.Namespace) -> int:
     from .compose.command import run_compose as compose
+    from .pipeline_bootc import compose_bootc, wants_bootc
+    if wants_bootc(args):
+        return compose_bootc(args)
     return compose(args)
 
 

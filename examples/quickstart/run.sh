@@ -55,9 +55,15 @@ echo "quickstart: upstream registry $UPSTREAM, mirror $MIRROR"
 python3 "$REPO/examples/quickstart/make_example.py" --upstream "$UPSTREAM" --workdir "$WORK" \
   --config "$WORK/imageset-config.yaml"
 
+TARGET=${TARGET:-blueprint}   # TARGET=bootc: a Containerfile and its build context (image mode) instead
 "$EDGEBUILD" build -c "$WORK/imageset-config.yaml" --to "docker://$MIRROR/edge" -o "$OUT" \
   --src-tls-verify=false --dest-tls-verify=false --insecure-mirror \
-  --blueprint-name edgebuild-quickstart --distro rhel-94
+  --blueprint-name edgebuild-quickstart --distro rhel-94 --target "$TARGET"
+if [[ $TARGET == bootc ]]; then
+  cp "$WORK/imageset-config.yaml" "$OUT/imageset-config.yaml"
+  echo "quickstart: done. Containerfile and build context in $OUT (the podman / bootc-image-builder commands are above)"
+  exit 0
+fi
 
 cp "$WORK/imageset-config.yaml" "$OUT/imageset-config.yaml"
 cat <<EOM
