@@ -92,8 +92,16 @@ def _add_render_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--no-embed", action="append", default=[], metavar="REGEX",
                    help="do not embed images whose reference matches; the device pulls them from the mirror "
                         "through the drop-in (it must reach the mirror); repeatable")
+    _add_embed_option(g)
     g.add_argument("--catalog-poll-interval", metavar="DURATION",
                    help="enable CatalogSource updateStrategy polling (e.g. 30m); off by default on a device")
+
+
+def _add_embed_option(g: argparse._ActionsContainer) -> None:
+    g.add_argument("--embed", choices=("installed", "all"), default="installed",
+                   help="installed (default): embed the catalog, the bundle each Subscription installs (startingCSV) "
+                        "and its related images, additional and release images; the rest of the selection stays "
+                        "in the mirror. all: embed every selected image")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -133,6 +141,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_config(p)
     p.add_argument("--to", metavar="docker://HOST[:PORT][/NS]", help="mirror, to compute destinations")
     p.add_argument("--format", choices=("text", "json"), default="text")
+    _add_embed_option(p)
     p.set_defaults(handler=cmd_plan)
 
     p = sub.add_parser("mirror", parents=[common], help="copy the image set: to a registry, to disk, or from disk")
@@ -237,11 +246,15 @@ def cmd_list_operators(args: argparse.Namespace) -> int:
 
 def cmd_plan(args: argparse.Namespace) -> int:
     from .pipeline import make_plan, print_plan_text
+    from .pipeline import plan_embed_summary
     plan = make_plan(args)
+    embed = plan_embed_summary(plan, args.embed)
     if args.format == "json":
-        sys.stdout.write(plan.dumps())
+        sys.stdout.write(json.dumps({**plan.to_json(), "embed": embed}, indent=2) + "\n")
     else:
         print_plan_text(plan, sys.stdout)
+        sys.stdout.write(f"embed ({args.embed}): {embed.get('embedded')} image(s); left to the mirror: "
+                         f"{embed.get('leftToMirror')}" + (f" ({embed['error']})" if embed.get("error") else "") + "\n")
     return 1 if plan.errors else 0
 
 
