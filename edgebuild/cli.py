@@ -172,7 +172,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("verify", parents=[common], help="prove offline that the image has every image it needs")
     p.add_argument("outdir", metavar="OUTDIR")
-    p.add_argument("--root", metavar="DIR", help="where to lay out the device root (default: OUTDIR/.verify-root)")
+    p.add_argument("--root", metavar="DIR", help="lay the device root out here and keep it (default: a temporary directory outside OUTDIR, removed after)")
     p.add_argument("--release-info", action="append", default=[], metavar="FILE",
                    help="MicroShift release-info JSON whose images must be on the device too; repeatable")
     p.add_argument("--format", choices=("text", "json"), default="text")

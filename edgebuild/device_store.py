@@ -22,6 +22,7 @@ Every call runs skopeo; nothing here talks to podman's lenient lookup.
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
 import tempfile
@@ -90,8 +91,15 @@ def skopeo() -> str:
     return path
 
 
+def _private_mounts() -> list[str]:
+    """`unshare -m` as root: the overlay driver mounts its home, and those mounts must die with skopeo
+    instead of staying on the host (a scratch store could then not be removed)."""
+    unshare = shutil.which("unshare")
+    return [unshare, "-m", "--propagation", "private"] if unshare and os.geteuid() == 0 else []
+
+
 def _run(cmd: list[str]) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(cmd, capture_output=True, text=True, check=False)
+    return subprocess.run(_private_mounts() + cmd, capture_output=True, text=True, check=False)
 
 
 def usable_driver(scratch: Path) -> Driver:

@@ -383,9 +383,18 @@ def run_build(args: argparse.Namespace) -> int:
         return 0
     from .verify import verify
     verify_report = verify(Path(args.output), release_info=[Path(p) for p in args.release_info],
-                           authfile=args.authfile, arch=args.arch)
+                           authfile=args.authfile, arch=args.arch, progress=None if args.quiet else sys.stderr)
     sys.stdout.write(verify_report.format_text())
+    if verify_report.ok:
+        print(_next_step(Path(args.output), args.image_type))
     return 0 if verify_report.ok else 1
+
+
+def _next_step(out: Path, image_type: str) -> str:
+    """What to run after a successful build: the compose of the checked blueprint."""
+    kind = "edge-container" if image_type == "edge-installer" else image_type
+    return (f"next: edgebuild compose {out / 'blueprint.toml'} --type {kind} --wait --download DIR"
+            f"  (or: composer-cli blueprints push {out / 'blueprint.toml'})")
 
 
 def run_verify(args: argparse.Namespace) -> int:
