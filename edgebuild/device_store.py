@@ -225,3 +225,29 @@ def read_store(root: Path, driver: Driver) -> StoredImage:
         out.names[image["id"]] = list(image.get("names") or [])
         out.digests[image["id"]] = list(image.get("digests") or ([image["digest"]] if image.get("digest") else []))
     return out
+
+
+def resolves_by_rule(reference: str, stored: Iterable[tuple[str, str]]) -> bool:
+    """containers/image's storage lookup as a rule, for checks without a store: does `reference`
+    resolve among `stored` (name, manifest digest) pairs?
+
+    A tag reference needs exactly that name; a digest reference needs the digest under any name of
+    the same repository (`imageMatchesRepo`). tests/test_device_store.py checks this rule against
+    real skopeo lookups.
+    """
+    name, _, digest = reference.partition("@")
+    repository = _repository(name)
+    for stored_name, stored_digest in stored:
+        if digest:
+            if stored_digest == digest and _repository(stored_name.split("@", 1)[0]) == repository:
+                return True
+        elif stored_name.split("@", 1)[0] == name:
+            return True
+    return False
+
+
+def _repository(name: str) -> str:
+    """`registry/path` of a `registry/path[:tag]` (a ':' after the last '/' starts the tag)."""
+    slash = name.rfind("/")
+    colon = name.rfind(":")
+    return name[:colon] if colon > slash else name

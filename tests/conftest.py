@@ -16,7 +16,7 @@ REPO = Path(__file__).resolve().parents[1]
 SHARED = REPO.parent / "shared"
 
 # Fixtures with servers of their own: a real docker-registry per test, and the composer stand-in.
-pytest_plugins = ["tests.registry_fixtures", "tests.composer_standin"]
+pytest_plugins = ["tests.registry_fixtures", "tests.composer_standin", "tests.bpcheck"]
 
 
 def require_tool(name: str) -> str:
