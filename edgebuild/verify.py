@@ -246,20 +246,30 @@ def build_manifests(root: Path) -> tuple[list[ManifestCheck], list[dict[str, Any
 
 
 def _mirror_for(reference: str, root: Path) -> str | None:
-    """The mirror a digest reference resolves to through the rendered drop-ins, if any."""
-    if "@" not in reference:
-        return None
+    """The mirror a reference resolves to through the rendered drop-ins, if any.
+
+    As containers/image reads them: a digest reference uses any mirror except `pull-from-mirror =
+    "tag-only"`; a tag reference only where `mirror-by-digest-only` is false and the mirror is not
+    `digest-only`. The longest matching prefix decides.
+    """
+    by_digest = "@" in reference
+    name = reference.split("@", 1)[0]
+    if not by_digest and name.rfind(":") > name.rfind("/"):
+        name = name[:name.rfind(":")]
     best: tuple[int, str] | None = None
     conf_dir = root / "etc/containers/registries.conf.d"
     for conf in sorted(conf_dir.glob("*.conf")) if conf_dir.is_dir() else []:
         data = tomllib.loads(conf.read_text(encoding="utf-8"))
         for reg in data.get("registry", []):
             prefix = reg.get("prefix") or reg.get("location") or ""
-            mirrors = reg.get("mirror") or []
-            name = reference.split("@", 1)[0]
-            if mirrors and (name == prefix or name.startswith(prefix.rstrip("/") + "/")):
-                if best is None or len(prefix) > best[0]:
-                    best = (len(prefix), mirrors[0]["location"])
+            if not (name == prefix or name.startswith(prefix.rstrip("/") + "/")):
+                continue
+            if not by_digest and reg.get("mirror-by-digest-only", False):
+                continue
+            usable = [m for m in reg.get("mirror") or []
+                      if m.get("pull-from-mirror", "all") in (("all", "digest-only") if by_digest else ("all", "tag-only"))]
+            if usable and (best is None or len(prefix) > best[0]):
+                best = (len(prefix), usable[0]["location"])
     return best[1] if best else None
 
 
@@ -328,7 +338,7 @@ def _miss_detail(reference: str, resolution: Resolution | None, collapsed: list[
                 "storage lookup does not (a digest resolves only under a repository the image is stored with)")
     if "@" not in reference:
         return ("referenced by tag, and no image is embedded under that tag: the device would pull the tag, "
-                "which an offline device cannot")
+                "which an offline device cannot" + (f" (from {mirror})" if mirror else ""))
     detail = "not in the image store under this reference"
     return detail + (f"; the drop-in would pull it from {mirror}, which an offline device cannot reach" if mirror
                      else "; and no drop-in mirror covers it")
