@@ -38,10 +38,18 @@ from typing import Any, Literal, TextIO
 
 import yaml
 
-from .device_store import DeviceStore, Resolution, add_names, read_store, resolve_all, store_images, usable_driver
+from .device_store import (
+    DeviceStore,
+    Resolution,
+    add_names,
+    read_store,
+    resolve_all,
+    store_images,
+    usable_driver,
+)
 from .errors import EdgebuildError
-from .render.blueprint import ALIAS_UNIT, ALIAS_UNIT_PATH
 from .plan import PlanImage
+from .render.blueprint import ALIAS_UNIT, ALIAS_UNIT_PATH
 from .render.release_info import read_release_info
 
 DEVICE_STORE = "/usr/share/containers/storage"

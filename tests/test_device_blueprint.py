@@ -17,16 +17,34 @@ from pathlib import Path
 
 import pytest
 
-from edgebuild.device_store import DeviceStore, add_names, resolve_all, store_images, usable_driver
+from edgebuild.device_store import (
+    DeviceStore,
+    add_names,
+    resolve_all,
+    store_images,
+    usable_driver,
+)
 from edgebuild.plan import PlanImage, image_destination
 from edgebuild.reference import ImageReference, MirrorTarget
 from edgebuild.render import BlueprintError, RenderOptions, render_outputs
-from edgebuild.render.blueprint import ALIAS_UNIT, ALIAS_UNIT_PATH, EmbeddedImage, edge_blueprint, render_blueprint
+from edgebuild.render.blueprint import (
+    ALIAS_UNIT,
+    ALIAS_UNIT_PATH,
+    EmbeddedImage,
+    edge_blueprint,
+    render_blueprint,
+)
 from edgebuild.render.policy import distro_problem
 from tests.bpcheck import BPCHECK, boot_time_names, problems_of, run_bpcheck
 from tests.conftest import require_shared, require_tool
 from tests.ocibuild import OciLayout
-from tests.test_render_support import BROKER_REPO, HELLO, ImageDigests, sample_config, sample_plan
+from tests.test_render_support import (
+    BROKER_REPO,
+    HELLO,
+    ImageDigests,
+    sample_config,
+    sample_plan,
+)
 
 MIRROR = MirrorTarget.parse("mirror.example.com:8443/edge")
 OCP_ART = "quay.io/openshift-release-dev/ocp-v4.0-art-dev"

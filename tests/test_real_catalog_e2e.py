@@ -34,6 +34,24 @@ def _references(blobs: list[dict]) -> set[str]:
     return refs
 
 
+def _in_range(blobs: list[dict], packages: dict[str, str | None]) -> list[dict]:
+    """The bundle blobs at or above their package's minVersion (the ones a selection may keep)."""
+    from edgebuild.semver import Version
+
+    def version(blob: dict) -> Version | None:
+        value = next((p["value"]["version"] for p in blob.get("properties") or [] if p["type"] == "olm.package"), None)
+        return Version.try_parse(value, lenient=True)
+    out = []
+    for blob in blobs:
+        if blob.get("schema") != "olm.bundle":
+            continue
+        floor = packages.get(blob.get("package"))
+        v = version(blob)
+        if floor is None or (v is not None and not v < Version.parse(floor)):
+            out.append(blob)
+    return out
+
+
 def synthesize_upstream(shared_dir: Path, upstream_host: str, workdir: Path, packages: dict[str, str | None],
                         payload_bytes: int = 0, workers: int = 4) -> dict:
     """Real catalog packages with every image reference rewritten to `upstream_host`, where a generated
@@ -43,18 +61,20 @@ def synthesize_upstream(shared_dir: Path, upstream_host: str, workdir: Path, pac
     import os
     from concurrent.futures import ThreadPoolExecutor
 
-    from tests.ocibuild import Layer, tar_bytes
+    from tests.ocibuild import Layer, gzip_bytes, tar_bytes
 
     blobs = [b for name in packages
              for b in iter_dir_blobs(shared_dir / "catalogs" / "community-operators-v4.17" / name)]
     layout = OciLayout.create(workdir / "images")
     rewritten: dict[str, str] = {}
     pushes = []
+    heavy = _references(_in_range(blobs, packages)) if payload_bytes else set()
     for ref_text in sorted(_references(blobs)):
         ref = ImageReference.parse(ref_text)
         layers: list = [{"etc/original-reference": ref_text.encode()}]
-        if payload_bytes:
-            layers.append(Layer(tar_bytes({"payload": os.urandom(payload_bytes)}), gzip=False))
+        if ref_text in heavy:  # gzip level 1: the registry keeps digests of compressed layers only
+            layers.append(Layer(gzip_bytes(tar_bytes({"payload": os.urandom(payload_bytes)}), 1),
+                                gzip=False, media_type="application/vnd.oci.image.layer.v1.tar+gzip"))
         desc = layout.add_image(layers)
         name = f"img-{len(rewritten)}"
         layout.tag(desc, name)

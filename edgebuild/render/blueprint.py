@@ -17,8 +17,8 @@ from typing import Any
 import jinja2
 import tomlkit
 
-from .errors import BlueprintError, RenderError
 from ..reference import ImageReference
+from .errors import BlueprintError, RenderError
 from .policy import check_blueprint
 
 # blueprints/ at the repository root, reached through the edgebuild/blueprints link so that it also
