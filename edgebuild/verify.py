@@ -287,7 +287,7 @@ def _fresh_root(root: Path) -> None:
         return
     if not root.is_dir() or (any(root.iterdir()) and not (root / ROOT_MARKER).is_file()):
         raise EdgebuildError(f"--root {root} exists and was not laid out by edgebuild verify; it is left alone",
-                             hint="give a new or empty directory, or leave --root out (OUTDIR/.verify/root)")
+                             hint="give a new or empty directory, or leave --root out (a temporary directory, removed after)")
     shutil.rmtree(root)
 
 
