@@ -30,8 +30,8 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from tests.registry_fixtures import RegistryServer
-from tests.test_real_catalog_e2e import THREE_OPERATORS, synthesize_upstream
+from tests.registry_fixtures import RegistryServer  # noqa: E402
+from tests.test_real_catalog_e2e import THREE_OPERATORS, synthesize_upstream  # noqa: E402
 
 
 def tree_bytes(path: Path) -> int:
@@ -103,7 +103,8 @@ def main() -> int:
             peak = max(r[1] for r in runs)
             rows.append((mode, embedded, len(images), embedded_bytes, seconds, peak, max(r[2] for r in runs),
                          runs[-1][3]))
-        print(f"machine: {platform.node()} {platform.machine()}, {os.cpu_count()} cores; python {platform.python_version()}")
+        print(f"machine: {platform.node()} {platform.machine()}, {os.cpu_count()} cores; "
+              f"python {platform.python_version()}")
         print("| --embed | embedded / selected | embedded bytes | verify s (runs) | median s | peak extra disk | "
               "peak / embedded | OUT growth |")
         print("|---|---|---|---|---|---|---|---|")

@@ -12,8 +12,8 @@ import logging
 import sys
 from collections.abc import Callable, Sequence
 
-from . import __version__
-from .errors import EdgebuildError, UsageError
+from . import __version__, ocmirror_cli
+from .errors import EdgebuildError, FileSystemError, UsageError
 from .imagetypes import IMAGE_TYPES
 
 log = logging.getLogger("edgebuild")
@@ -62,8 +62,10 @@ def _common_parent() -> argparse.ArgumentParser:
     group.add_argument("--arch", choices=("amd64", "arm64"), default=None,
                        help="device architecture. mirror: keep only that platform of multi-arch images (their "
                             "digests change); build/verify: the platform the device check embeds (lists stay whole)")
-    group.add_argument("-q", "--quiet", action="store_true", help="print only errors and the result")
-    group.add_argument("-v", "--verbose", action="count", default=0, help="more log output (-vv for debug)")
+    group.add_argument("-q", "--quiet", action="store_true", help="print only errors and the final summary")
+    group.add_argument("-v", "--verbose", action="count", default=0,
+                       help="-v: a line per image; -vv: also every registry request")
+    ocmirror_cli.add_common_options(group)
     return common
 
 
@@ -185,12 +187,14 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("mirror", parents=[common], help="copy the image set: to a registry, to disk, or from disk")
     _add_config(p)
-    p.add_argument("--to", required=True, metavar="docker://HOST[:PORT][/NS]|file://DIR")
+    p.add_argument("--to", metavar="docker://HOST[:PORT][/NS]|file://DIR")
     p.add_argument("--from", dest="from_", metavar="file://DIR", help="mirror from a disk copy made with --to file://")
-    p.add_argument("--dry-run", action="store_true", help="print the mapping (source=destination), copy nothing")
+    p.add_argument("--dry-run", action="store_true",
+                   help="write mapping.txt (source=destination) to the workspace and print it; copy nothing")
     p.add_argument("--parallel", type=int, default=4, metavar="N", help="blob transfers at once, default 4")
     p.add_argument("--release-info", action="append", default=[], metavar="FILE",
                    help="MicroShift release-info JSON whose images are mirrored too; repeatable")
+    ocmirror_cli.add_destination_options(p)
     _add_pruning_options(p, dry_run=True)
     p.set_defaults(handler=_pipeline("run_mirror"))
 
@@ -199,21 +203,24 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--mirror", required=True, metavar="HOST[:PORT][/NS]", help="the mirror the device pulls from")
     p.add_argument("-o", "--output", required=True, metavar="OUTDIR")
     _add_render_options(p)
+    ocmirror_cli.add_partial_options(p.add_argument_group("oc-mirror options"))
     p.set_defaults(handler=_pipeline("run_render"))
 
     p = sub.add_parser("build", parents=[common], help="plan + mirror + render + verify: the main job")
     _add_config(p)
-    p.add_argument("--to", required=True, metavar="docker://HOST[:PORT][/NS]")
+    p.add_argument("--to", metavar="docker://HOST[:PORT][/NS]")
     p.add_argument("-o", "--output", required=True, metavar="OUTDIR")
     p.add_argument("--parallel", type=int, default=4, metavar="N")
     p.add_argument("--skip-verify", action="store_true", help="do not run the offline device check")
+    ocmirror_cli.add_destination_options(p, workspace=False)
     _add_pruning_options(p, dry_run=False)
     _add_render_options(p)
     p.set_defaults(handler=_pipeline("run_build"))
 
     p = sub.add_parser("verify", parents=[common], help="prove offline that the image has every image it needs")
     p.add_argument("outdir", metavar="OUTDIR")
-    p.add_argument("--root", metavar="DIR", help="lay the device root out here and keep it (default: a temporary directory outside OUTDIR, removed after)")
+    p.add_argument("--root", metavar="DIR", help="lay the device root out here and keep it "
+                                                 "(default: a temporary directory outside OUTDIR, removed after)")
     p.add_argument("--release-info", action="append", default=[], metavar="FILE",
                    help="MicroShift release-info JSON whose images must be on the device too; repeatable")
     p.add_argument("--format", choices=("text", "json"), default="text")
@@ -288,8 +295,7 @@ def cmd_list_operators(args: argparse.Namespace) -> int:
 
 
 def cmd_plan(args: argparse.Namespace) -> int:
-    from .pipeline import make_plan, print_plan_text
-    from .pipeline import plan_embed_summary
+    from .pipeline import make_plan, plan_embed_summary, print_plan_text
     plan = make_plan(args)
     embed = plan_embed_summary(plan, args.embed)
     if args.format == "json":
@@ -310,9 +316,7 @@ def _pipeline(name: str) -> Callable[[argparse.Namespace], int]:
 
 
 def _setup_logging(args: argparse.Namespace) -> None:
-    level = logging.WARNING if getattr(args, "quiet", False) else logging.INFO
-    if getattr(args, "verbose", 0) >= 2:
-        level = logging.DEBUG
+    level = ocmirror_cli.log_level(args)
     logging.basicConfig(level=level, format="%(message)s", stream=sys.stderr)
     if getattr(args, "verbose", 0) < 2:
         # httpx logs every request (with URLs) at INFO: keep it for -vv only.
@@ -322,10 +326,16 @@ def _setup_logging(args: argparse.Namespace) -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
+    try:
+        ocmirror_cli.check_unsupported(sys.argv[1:] if argv is None else argv, ocmirror_cli.known_options(parser))
+    except UsageError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return exc.exit_code
     args = parser.parse_args(argv)
     _setup_logging(args)
     handler: Callable[[argparse.Namespace], int] = args.handler
     try:
+        ocmirror_cli.resolve(args)
         return handler(args)
     except EdgebuildError as exc:
         print(f"error: {exc}", file=sys.stderr)
@@ -333,6 +343,24 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:
+        return _broken_pipe()
+    except OSError as exc:  # a path the stage did not wrap itself: still one line, never a traceback
+        print(f"error: {FileSystemError.from_os_error(exc)}", file=sys.stderr)
+        return 1
+
+
+def _broken_pipe() -> int:
+    """The reader of standard output went away (`edgebuild list ... | head`): say so once, and keep
+    Python from failing again when it flushes stdout at exit."""
+    import os
+    try:
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+    except (OSError, ValueError):
+        pass
+    print("error: standard output was closed by its reader (broken pipe); the output is incomplete",
+          file=sys.stderr)
+    return 1
 
 
 if __name__ == "__main__":  # pragma: no cover

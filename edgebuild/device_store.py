@@ -212,7 +212,7 @@ def resolve_all(store: DeviceStore, references: Iterable[str], workers: int = 4)
     """`resolve` for many references, a few skopeo processes at a time."""
     refs = list(references)
     with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
-        return dict(zip(refs, pool.map(lambda r: resolve(store, r), refs)))
+        return dict(zip(refs, pool.map(lambda r: resolve(store, r), refs), strict=True))
 
 
 def read_store(root: Path, driver: Driver) -> StoredImage:

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 from .errors import UsageError
 from .plan import Plan
@@ -76,7 +76,8 @@ class EmbedTotals:
 def plan_split(plan: Plan, mode: EmbedMode, subscription_config: object | None = None) -> tuple[list[str], list[str]]:
     """(embedded sources, mirror-only sources) of the plan's images under `mode`."""
     installed = installed_bundles(plan, subscription_config) if mode == "installed" else set()
-    embedded, mirror = [], []
+    embedded: list[str] = []
+    mirror: list[str] = []
     for img in plan.images:
         keep = mode == "all" or is_installed(img.type, img.needed_by, installed)
         (embedded if keep else mirror).append(img.source)
@@ -92,8 +93,8 @@ def totals(sizes: dict[str, int | None], embedded: Iterable[str], mirror: Iterab
     return EmbedTotals(len(e), len(m), total(e), total(m))
 
 
-def split_embedded(images: list, plan: Plan, mode: EmbedMode,
-                   subscription_config: object | None = None) -> tuple[list, list]:
+def split_embedded(images: list[Any], plan: Plan, mode: EmbedMode,
+                   subscription_config: object | None = None) -> tuple[list[Any], list[Any]]:
     """(embedded, left to the mirror) of render's EmbeddedImage list under `mode`.
 
     An EmbeddedImage's `origin` is the plan image's source, whose `needed_by` names the bundles
@@ -103,14 +104,16 @@ def split_embedded(images: list, plan: Plan, mode: EmbedMode,
         return list(images), []
     installed = installed_bundles(plan, subscription_config)
     needed_by = {img.source: img.needed_by for img in plan.images}
-    keep, left = [], []
+    keep: list[Any] = []
+    left: list[Any] = []
     for image in images:
         wanted = is_installed(image.kind, needed_by.get(image.origin, ()), installed)
         (keep if wanted else left).append(image)
     return keep, left
 
 
-def image_sizes(references: dict[str, str], client: object, arch: str = "amd64", workers: int = 8) -> dict[str, int | None]:
+def image_sizes(references: dict[str, str], client: object, arch: str = "amd64",
+                workers: int = 8) -> dict[str, int | None]:
     """{key: sum of layer sizes} of mirror references ({key: 'repository@digest'}), read from manifests.
 
     For a manifest list the instance of `arch` counts (osbuild embeds the device's platform only).

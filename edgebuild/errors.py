@@ -67,3 +67,32 @@ class SelectionError(EdgebuildError):
 
 class RegistryError(EdgebuildError):
     """A registry refused or broke a request (exit code 1). Never carries credentials."""
+
+
+_OS_ADVICE = {
+    "EROFS": "the file system is read-only: choose a directory on a writable one",
+    "EACCES": "permission denied: choose a directory you may write to, or run as a user who may",
+    "EPERM": "operation not permitted: choose a directory you may write to",
+    "ENOSPC": "no space left on the device: free some space or choose another disk; nothing was left half-written",
+    "EDQUOT": "the disk quota is exhausted: free some space or choose another disk",
+    "EISDIR": "a directory is in the way: give a file name",
+    "ENOTDIR": "a file is in the way where a directory is needed",
+    "EBUSY": "the path is busy (a mount point?): choose a directory inside it",
+}
+
+
+class FileSystemError(EdgebuildError):
+    """An operating-system error on a path edgebuild reads or writes (exit code 1): one line, the path
+    and the cause, with what to do about it."""
+
+    @classmethod
+    def from_os_error(cls, exc: OSError, path: object = None, doing: str = "") -> FileSystemError:
+        """`writing OUT/x: Read-only file system (the file system is read-only: ...)`; the path
+        given (what the user named) wins over the temporary file the error happened on."""
+        import errno
+        where = path if path is not None else exc.filename
+        cause = exc.strerror or str(exc)
+        advice = _OS_ADVICE.get(errno.errorcode.get(exc.errno or 0, ""))
+        text = " ".join(part for part in (doing, str(where) if where is not None else "") if part)
+        text = f"{text}: {cause}" if text else cause
+        return cls(f"{text} ({advice})" if advice else text)

@@ -27,9 +27,10 @@ def _overrides(args: argparse.Namespace) -> dict[str, str]:
     return dict(getattr(args, "catalog_content", None) or [])
 
 
-def cache_dir() -> Path:
-    """Where unpacked catalogs are kept between runs (one directory per catalog manifest digest)."""
-    base = os.environ.get("EDGEBUILD_CACHE_DIR") or os.path.join(
+def cache_dir(args: argparse.Namespace | None = None) -> Path:
+    """Where unpacked catalogs are kept between runs (one directory per catalog manifest digest):
+    --cache-dir (oc-mirror v2's flag), else EDGEBUILD_CACHE_DIR, else the XDG cache."""
+    base = getattr(args, "cache_dir", None) or os.environ.get("EDGEBUILD_CACHE_DIR") or os.path.join(
         os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "edgebuild")
     return Path(base)
 
@@ -45,7 +46,7 @@ def open_catalog_for(ref: str, args: argparse.Namespace, source_factory: Any = N
     factory = source_factory or _image_source_factory(args)
     try:
         return open_catalog_image(ref, overrides=overrides, image_source_factory=factory,
-                                  workdir=cache_dir(), arch=getattr(args, "arch", None) or "amd64")
+                                  workdir=cache_dir(args), arch=getattr(args, "arch", None) or "amd64")
     except RegistryError as exc:
         raise CatalogError(f"catalog {ref}: {exc.message}",
                            (f"{exc.hint}; or " if exc.hint else "")
@@ -57,7 +58,18 @@ def open_catalog_for(ref: str, args: argparse.Namespace, source_factory: Any = N
 
 
 def load_catalog(ref: str, args: argparse.Namespace) -> Catalog:
+    check_catalog_content(args, [ref], "--catalog")
     return open_catalog_for(ref, args).catalog
+
+
+def check_catalog_content(args: argparse.Namespace, refs: list[str], what: str) -> None:
+    """A --catalog-content REF=PATH whose REF is none of the run's catalogs is a mistake (a typo in the
+    tag, usually), not something to ignore: the catalog would silently come from the registry."""
+    from .catalog.sources import _find_override
+    for ref, path in getattr(args, "catalog_content", None) or []:
+        if not any(_find_override(wanted, {ref: path}) for wanted in refs):
+            raise UsageError(f"--catalog-content {ref}={path}: {ref} is not a catalog of this run",
+                             f"the {what} catalogs are: {', '.join(refs) or '(none)'}")
 
 
 def _image_source_factory(args: argparse.Namespace) -> Any:
@@ -95,6 +107,7 @@ def load_catalogs(config: ImageSetConfig, args: argparse.Namespace,
     one's FBC is on disk."""
     from concurrent.futures import ThreadPoolExecutor
     refs = list(dict.fromkeys(spec.catalog for spec in config.operators))
+    check_catalog_content(args, refs, "configuration's")
     factory = _image_source_factory(args)
 
     def load(ref: str) -> Any:
@@ -169,8 +182,10 @@ def print_plan_text(plan: Plan, out: TextIO) -> None:
             out.write(f"  {img.type:<10} {img.source}\n")
     for warning in plan.warnings:
         out.write(f"warning: {warning}\n")
+    shown = {f"catalog {op.catalog}: {op.error}" for op in plan.operators if op.error}
     for error in plan.errors:
-        out.write(f"error: {error}\n")
+        if error not in shown:  # a catalog's error is printed once, under that catalog
+            out.write(f"error: {error}\n")
 
 
 def src_cert_dir(args: argparse.Namespace) -> str | None:
@@ -187,7 +202,7 @@ def mirror_options(args: argparse.Namespace, config: ImageSetConfig | None = Non
     return MirrorOptions(src_tls_verify=args.src_tls_verify, dest_tls_verify=args.dest_tls_verify,
                          authfile=args.authfile, src_cert_dir=src_cert_dir(args),
                          dest_cert_dir=dest_cert_dir(args), arch=args.arch,
-                         parallel=getattr(args, "parallel", 4), quiet=args.quiet,
+                         parallel=getattr(args, "parallel", 4), quiet=args.quiet, verbose=args.verbose,
                          archive_size_gb=config.archive_size_gb if config else None)
 
 
@@ -217,6 +232,8 @@ def _pruning(args: argparse.Namespace, plan: Plan, previous: dict[str, Any] | No
 
 
 def _fail_on_plan_errors(plan: Plan) -> None:
+    if len(plan.errors) == 1:  # the error itself, once; a count of one would only repeat it
+        raise CatalogError(plan.errors[0])
     if plan.errors:
         for error in plan.errors:
             print(f"error: {error}", file=sys.stderr)
@@ -269,18 +286,47 @@ def run_mirror(args: argparse.Namespace) -> int:
                     "not find them. Leave --arch out to keep manifest lists whole.", args.arch, args.arch)
     to_disk = args.to.startswith("file://")
     plan, options = prepare_plan(args, config, parse_mirror(args.to), args.release_info)
+    options.keep_going = bool(args.continue_on_error or args.skip_missing)
     if args.dry_run:
-        for line in engine.dry_run(plan, None if to_disk else args.to):
+        lines = engine.dry_run(plan, args.to)
+        path = write_dry_run_mapping(config, args, lines)
+        for line in lines:
             print(line)
+        log.info("dry run: %d images; mapping written to %s; nothing copied", len(lines), path)
         _pruning(args, plan, options.previous_state, dry_run=True)
         return 0
-    if to_disk:
-        engine.mirror_to_disk(plan, args.to, options)  # each prints its own summary unless --quiet
-    else:
-        engine.mirror_to_registry(plan, args.to, options)
+    from . import partial
+    try:
+        if to_disk:
+            disk = engine.parse_dir(args.to)
+            try:
+                engine.mirror_to_disk(plan, args.to, options)  # each prints its own summary
+            except OSError as exc:
+                from .errors import FileSystemError
+                raise FileSystemError.from_os_error(exc, disk, "writing") from None
+        else:
+            engine.mirror_to_registry(plan, args.to, options)
+    except RegistryError as exc:
+        shortfall = partial.tolerate(exc, args)  # re-raised unless --continue-on-error / --skip-missing
+        print(partial.summary(shortfall), file=sys.stderr)
+        return 1 if shortfall.fatal else 0  # no pruning, no storageConfig state: the next run retries them
+    if not to_disk:
         _pruning(args, plan, options.previous_state, dry_run=False)
     _save_state(config, plan, options.previous_state, args.authfile)
     return 0
+
+
+def write_dry_run_mapping(config: ImageSetConfig, args: argparse.Namespace, lines: list[str]) -> Path:
+    """mapping.txt where oc-mirror puts it on --dry-run (ocmirror_cli.dry_run_mapping_path)."""
+    from .errors import FileSystemError
+    from .fsutil import write_atomic
+    from .ocmirror_cli import dry_run_mapping_path
+    path = dry_run_mapping_path(config.api_version, args.to, getattr(args, "workspace", None))
+    try:
+        write_atomic(path, "".join(line + "\n" for line in lines).encode())
+    except OSError as exc:
+        raise FileSystemError.from_os_error(exc, path, "writing") from None
+    return path
 
 
 def release_references(paths: list[str]) -> dict[str, str]:
@@ -338,8 +384,8 @@ def _mirror_image_sizes(plan: Plan, mirror: MirrorTarget, args: argparse.Namespa
     """{mirror name@digest: sum of layer sizes} of every planned and release image, from the mirror's manifests."""
     from .embed import image_sizes
     from .plan import image_destination
-    from .registry.client import RegistryClient
     from .reference import ImageReference
+    from .registry.client import RegistryClient
     from .render.release_info import read_release_info
     refs: dict[str, str] = {}
     for img in plan.images:
@@ -368,9 +414,17 @@ def run_render(args: argparse.Namespace) -> int:
     assert mirror is not None
     # Release images are embedded from the render options; the plan needs only what was mirrored.
     plan, options = prepare_plan(args, config, mirror, [])
-    resolve_digests(plan, mirror, options)
-    _render(plan, config, args, mirror)
-    return 0
+    from . import partial
+    tolerant = args.continue_on_error or args.skip_missing
+    missing = resolve_digests(plan, mirror, options, allow_missing=tolerant)
+    shortfall = partial.Shortfall({source: f"not in the mirror {mirror}" for source in missing},
+                                  fatal=args.continue_on_error)
+    types = {img.source: img.type for img in plan.images}
+    _render(partial.without(plan, shortfall), config, args, mirror)
+    partial.mark_in_outputs(Path(args.output), types, shortfall)
+    if shortfall:
+        print(partial.summary(shortfall, Path(args.output)), file=sys.stderr)
+    return 1 if shortfall.fatal and shortfall else 0
 
 
 def run_build(args: argparse.Namespace) -> int:
@@ -388,26 +442,42 @@ def run_build(args: argparse.Namespace) -> int:
     # for the original one. osbuild picks the device's platform when it embeds; --arch is used for that
     # check (verify) only.
     options.arch = None
-    mirror_to_registry(plan, args.to, options)  # prints its own summary unless --quiet
-    _pruning(args, plan, options.previous_state, dry_run=False)
-    _save_state(config, plan, options.previous_state, args.authfile)
-    _render(plan, config, args, mirror)
-    if args.skip_verify:
-        return 0
-    from .verify import verify
-    verify_report = verify(Path(args.output), release_info=[Path(p) for p in args.release_info],
-                           authfile=args.authfile, arch=args.arch, progress=None if args.quiet else sys.stderr)
-    sys.stdout.write(verify_report.format_text())
-    if verify_report.ok:
-        print(_next_step(Path(args.output), args.image_type))
-    return 0 if verify_report.ok else 1
+    from . import partial
+    shortfall = partial.Shortfall()
+    try:
+        mirror_to_registry(plan, args.to, options)  # prints its own summary
+    except RegistryError as exc:
+        shortfall = partial.tolerate(exc, args)  # re-raised unless --continue-on-error / --skip-missing
+    if not shortfall:  # a partial run neither prunes nor records state
+        _pruning(args, plan, options.previous_state, dry_run=False)
+        _save_state(config, plan, options.previous_state, args.authfile)
+    types = {img.source: img.type for img in plan.images}
+    _render(partial.without(plan, shortfall), config, args, mirror)
+    partial.mark_in_outputs(Path(args.output), types, shortfall)
+    ok = True
+    if not args.skip_verify:
+        from .verify import verify
+        verify_report = verify(Path(args.output), release_info=[Path(p) for p in args.release_info],
+                               authfile=args.authfile, arch=args.arch,
+                               progress=None if getattr(args, "quiet", False) else sys.stderr)
+        sys.stdout.write(verify_report.format_text())
+        ok = verify_report.ok
+    if shortfall:
+        print(partial.summary(shortfall, Path(args.output)), file=sys.stderr)
+        ok = ok and not shortfall.fatal
+    if ok:
+        print(next_command(Path(args.output), args))
+    return 0 if ok else 1
 
 
-def _next_step(out: Path, image_type: str) -> str:
-    """What to run after a successful build: the compose of the checked blueprint."""
-    kind = "edge-container" if image_type == "edge-installer" else image_type
-    return (f"next: edgebuild compose {out / 'blueprint.toml'} --type {kind} --wait --download DIR"
-            f"  (or: composer-cli blueprints push {out / 'blueprint.toml'})")
+def next_command(outdir: Path, args: argparse.Namespace) -> str:
+    """What to run after a build: the compose that turns the blueprint into the image."""
+    blueprint = outdir / "blueprint.toml"
+    image_type = getattr(args, "image_type", "edge-commit")
+    return (f"next: build the image with osbuild-composer:\n"
+            f"  edgebuild compose {blueprint} --type {image_type} --wait\n"
+            f"  (or: composer-cli blueprints push {blueprint} && "
+            f"composer-cli compose start-ostree {args.blueprint_name} {image_type})")
 
 
 def run_verify(args: argparse.Namespace) -> int:
@@ -437,8 +507,12 @@ def run_convert(args: argparse.Namespace) -> int:
     text = convert_file(args.kind, Path(args.file), insecure=args.insecure_mirror,
                         block_originals=args.block_original_registries)
     if args.output:
+        from .errors import FileSystemError
         from .fsutil import write_atomic
-        write_atomic(Path(args.output), text.encode())
+        try:
+            write_atomic(Path(args.output), text.encode())
+        except OSError as exc:
+            raise FileSystemError.from_os_error(exc, args.output, "writing") from None
     else:
         sys.stdout.write(text)
     return 0

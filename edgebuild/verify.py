@@ -184,7 +184,8 @@ def builder_entries(blueprint: dict[str, Any]) -> list[BuilderEntry]:
     return [BuilderEntry(i, src, name, image, last_name[image], tls) for i, src, name, image, tls in raw]
 
 
-_ALIAS_LINE_RE = re.compile(r"^ExecStart=/usr/bin/skopeo copy --quiet containers-storage:(\S+) containers-storage:(\S+)$")
+_ALIAS_LINE_RE = re.compile(
+    r"^ExecStart=/usr/bin/skopeo copy --quiet containers-storage:(\S+) containers-storage:(\S+)$")
 
 
 def boot_time_names(root: Path) -> list[tuple[str, str]]:
@@ -274,8 +275,8 @@ def _mirror_for(reference: str, root: Path) -> str | None:
                 continue
             if not by_digest and reg.get("mirror-by-digest-only", False):
                 continue
-            usable = [m for m in reg.get("mirror") or []
-                      if m.get("pull-from-mirror", "all") in (("all", "digest-only") if by_digest else ("all", "tag-only"))]
+            allowed = ("all", "digest-only") if by_digest else ("all", "tag-only")
+            usable = [m for m in reg.get("mirror") or [] if m.get("pull-from-mirror", "all") in allowed]
             if usable and (best is None or len(prefix) > best[0]):
                 best = (len(prefix), usable[0]["location"])
     return best[1] if best else None
@@ -287,7 +288,8 @@ def _fresh_root(root: Path) -> None:
         return
     if not root.is_dir() or (any(root.iterdir()) and not (root / ROOT_MARKER).is_file()):
         raise EdgebuildError(f"--root {root} exists and was not laid out by edgebuild verify; it is left alone",
-                             hint="give a new or empty directory, or leave --root out (a temporary directory, removed after)")
+                             hint="give a new or empty directory, or leave --root out "
+                                  "(a temporary directory, removed after)")
     shutil.rmtree(root)
 
 
@@ -359,7 +361,8 @@ def verify(outdir: Path, *, root: Path | None = None, release_info: list[Path] |
     outdir = Path(outdir)
     blueprint_file = outdir / "blueprint.toml"
     if not blueprint_file.exists():
-        raise EdgebuildError(f"{blueprint_file} does not exist", hint="run 'edgebuild render' or 'edgebuild build' first")
+        raise EdgebuildError(f"{blueprint_file} does not exist",
+                             hint="run 'edgebuild render' or 'edgebuild build' first")
     blueprint = tomllib.loads(blueprint_file.read_text(encoding="utf-8"))
     say = _Progress(sys.stderr if progress == "stderr" else progress)  # type: ignore[arg-type]
     root, host, remove = _prepare_root(outdir, root)
@@ -391,7 +394,8 @@ def _verify_in(outdir: Path, blueprint: dict[str, Any], root: Path, host: Path, 
         done[0] += 1
         say(f"  stored {done[0]}/{len(to_store)} {name}")
     for tls in (True, False):
-        batch = [(f"docker://{e.source}", e.stored_name) for e in to_store.values() if (e.tls_verify is not False) is tls]
+        batch = [(f"docker://{e.source}", e.stored_name) for e in to_store.values()
+                 if (e.tls_verify is not False) is tls]
         if batch:
             store_images(image_store, batch, src_tls_verify=tls, authfile=authfile, arch=arch, on_done=stored)
     report.embedded = [e.stored_name for e in to_store.values()]

@@ -77,7 +77,8 @@ def test_defaults_and_heads_match_the_yaml(package: str) -> None:
 
     catalog = load(catalog_set)
     assert listing.to_json(catalog)["packages"] == sorted(listing.to_json(catalog)["packages"], key=lambda p: p["name"])
-    assert {"name": package, "defaultChannel": default} in listing.to_json(catalog)["packages"]
+    row = next(p for p in listing.to_json(catalog)["packages"] if p["name"] == package)
+    assert row["defaultChannel"] == default
     data = listing.to_json(catalog, package)
     assert data["defaultChannel"] == default
     got = {c["name"]: c for c in data["channels"]}
@@ -109,7 +110,7 @@ def test_versions_are_in_upgrade_order_ending_at_the_head() -> None:
 def test_text_output_is_aligned_columns() -> None:
     catalog = load("community-operators-v4.15")
     lines = listing.format_text(catalog).splitlines()
-    assert lines[0].split() == ["NAME", "DEFAULT", "CHANNEL"]
+    assert lines[0].split() == ["NAME", "DISPLAY", "NAME", "DEFAULT", "CHANNEL"]
     column = lines[0].index("DEFAULT")
     assert all(line[column - 2:column] == "  " and line[column] != " " for line in lines[1:])
     assert len(lines) == 1 + len(catalog.packages)
@@ -167,3 +168,19 @@ def test_redhat_catalogs_rejects_other_version_forms(version: str) -> None:
     with pytest.raises(UsageError, match="is not of the form 4.N") as info:
         listing.redhat_catalogs(version)
     assert info.value.exit_code == 2
+
+
+def test_display_name_column_is_the_highest_bundles_csv_display_name() -> None:
+    """As oc-mirror v2 `list operators` (getDisplayName): the displayName in olm.csv.metadata of the
+    package's highest-version bundle."""
+    catalog = load("community-operators-v4.17")
+    row = next(p for p in listing.to_json(catalog)["packages"] if p["name"] == "infinispan")
+    assert row["displayName"] == "Infinispan Operator"
+    line = next(line for line in listing.format_text(catalog).splitlines() if line.startswith("infinispan "))
+    assert line.split()[:3] == ["infinispan", "Infinispan", "Operator"]
+
+
+def test_channels_are_listed_in_version_order() -> None:
+    names = ["stable-3.10", "stable", "stable-3.6", "alpha", "stable-3.9", "v2", "v10"]
+    assert sorted(names, key=listing.channel_sort_key) == ["alpha", "stable", "stable-3.6", "stable-3.9",
+                                                           "stable-3.10", "v2", "v10"]

@@ -44,7 +44,8 @@ def test_mirror_to_mirror_copies_verifies_and_records_digests(source_images, reg
     plan = make_plan(sorted(source_images.values()))
     log = io.StringIO()
     report = mirror_to_registry(plan, f"docker://{registry2.host}/mirror",
-                                MirrorOptions(src_tls_verify=False, dest_tls_verify=False, progress_stream=log))
+                                MirrorOptions(src_tls_verify=False, dest_tls_verify=False, progress_stream=log,
+                                              verbose=1))
     assert len(report.copied) == 4 and not report.failed
     for img in plan.images:
         source_raw = inspect_raw(img.source)

@@ -24,7 +24,7 @@ from tests.registry_fixtures import write_authfile
 
 def test_plain_lines_when_not_a_terminal() -> None:
     out = io.StringIO()
-    with Progress(2, stream=out) as progress:
+    with Progress(2, stream=out, verbose=1) as progress:
         progress.add_bytes(2_500_000)
         progress.image_finished("src/a:1", "dst/a:1", "copied")
         progress.image_finished("src/b:1", "dst/b:1", "present")
@@ -41,7 +41,36 @@ def test_live_line_redraws_on_a_terminal() -> None:
         time.sleep(0.45)
     text = out.getvalue()
     assert text.count("\r") >= 2 and "images 1/3" in text and "MB/s" in text
-    assert "copied: a" not in text  # no log lines in live mode
+    assert "copied: a" not in text  # no per-image lines in live mode without -v
+
+
+def test_default_output_is_a_line_per_tenth_and_every_failure() -> None:
+    out = io.StringIO()
+    with Progress(20, stream=out) as progress:
+        for i in range(20):
+            progress.image_finished(f"src/{i}", f"dst/{i}", "failed" if i == 3 else "copied", "boom")
+    lines = out.getvalue().splitlines()
+    assert lines[0].startswith("images 2/20 (0 already present)")
+    assert "FAILED: src/3 -> dst/3: boom" in lines
+    assert sum(line.startswith("images ") for line in lines) == 10
+    assert lines[-1].startswith("images 20/20 (0 already present, 1 failed)")
+
+
+def test_live_line_shows_eta_and_the_images_in_flight() -> None:
+    progress = Progress(4, stream=io.StringIO(), live=False)
+    progress.image_started("quay.io/team/first@sha256:" + "a" * 64)
+    progress.image_started("quay.io/team/second:1")
+    progress.image_finished("quay.io/team/second:1", "dst", "copied")
+    line = progress.status_line()
+    assert "images 1/4" in line and "ETA " in line
+    assert line.endswith("in flight 1: quay.io/team/first")
+
+
+def test_verbose_prints_each_image_above_the_live_line() -> None:
+    out = io.StringIO()
+    with Progress(1, stream=out, live=True, verbose=1) as progress:
+        progress.image_finished("src/a:1", "dst/a:1", "copied")
+    assert "\r\x1b[Kcopied: src/a:1 -> dst/a:1\n" in out.getvalue()
 
 
 def test_quiet_prints_nothing() -> None:

@@ -257,22 +257,22 @@ def test_channel_min_version_missing_is_an_error_with_nearest_versions() -> None
     spec = _spec(PackageSpec("foo", channels=[ChannelSpec("stable", min_version="0.2.5")]))
     with pytest.raises(SelectionError) as err:
         select_v1(build_catalog(FOO), spec)
-    assert err.value.message == ('error generating diff: error including items:\n'
-                                 '[package="foo" channel="stable"] bundles do not exist in channel: versions=["0.2.5"]')
+    assert err.value.message == ('cannot select the configured operators: '
+                                 'channel "stable" of package "foo" has no version 0.2.5')
     assert "nearest: 0.1.0, 0.2.0, 0.3.0, 0.4.0" in err.value.hint
 
 
 def test_unknown_package_suggests_near_names() -> None:
     with pytest.raises(SelectionError) as err:
         select_v1(build_catalog(FOO), _spec(PackageSpec("fooo")))
-    assert err.value.message.endswith('[package="fooo"] package does not exist in new model')
+    assert err.value.message == 'cannot select the configured operators: package "fooo" is not in the catalog'
     assert "did you mean 'foo'" in err.value.hint
 
 
 def test_unknown_channel_lists_the_channels() -> None:
     with pytest.raises(SelectionError) as err:
         select_v1(build_catalog(FOO), _spec(PackageSpec("foo", channels=[ChannelSpec("stabel")])))
-    assert '[package="foo" channel="stabel"] channel does not exist in new model' in err.value.message
+    assert err.value.message == 'cannot select the configured operators: package "foo" has no channel "stabel"'
     assert "its channels are stable (nearest: stable)" in err.value.hint
 
 

@@ -29,6 +29,7 @@ _OCP_VERSION_RE = re.compile(r"^v?(4)\.(0|[1-9]\d*)$")
 class PackageRow:
     name: str
     default_channel: str
+    display_name: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,15 +65,32 @@ class UnknownNameError(CatalogError):
 
 
 def list_packages(catalog: Catalog) -> list[PackageRow]:
-    """Every package, sorted by name, with its default channel ("" when the catalog has none)."""
-    return [PackageRow(p.name, p.default_channel or "") for _, p in sorted(catalog.packages.items())]
+    """Every package, sorted by name, with its default channel ("" when the catalog has none) and
+    display name."""
+    return [PackageRow(p.name, p.default_channel or "", display_name(p)) for _, p in sorted(catalog.packages.items())]
+
+
+def display_name(package: Package) -> str:
+    """The displayName of the package's highest-version bundle, as oc-mirror v2 finds it
+    (internal/pkg/cli/list/operators.go, getDisplayName): OLMv0 keeps it in the CSV, not the package.
+    Where that bundle has none, the highest bundle that has one answers (oc-mirror shows nothing)."""
+    def version(bundle: Any) -> Any:
+        return Version.try_parse(bundle.version, lenient=True)
+    named = [b for b in package.bundles.values() if version(b) is not None and b.display_name]
+    return max(named, key=version).display_name if named else ""
+
+
+def channel_sort_key(name: str) -> tuple[Any, ...]:
+    """Channels in version order, numbers compared as numbers: stable-3.6 before stable-3.10."""
+    return tuple((0, int(part), "") if part.isdigit() else (1, 0, part) for part in re.split(r"(\d+)", name) if part)
 
 
 def list_channels(catalog: Catalog, package: str) -> list[ChannelRow]:
-    """The channels of `package`, sorted by name, each with its head bundle and that bundle's version."""
+    """The channels of `package`, in version order (channel_sort_key), each with its head bundle and that
+    bundle's version."""
     pkg = find_package(catalog, package)
     rows = []
-    for name, channel in sorted(pkg.channels.items()):
+    for name, channel in sorted(pkg.channels.items(), key=lambda item: channel_sort_key(item[0])):
         heads = tuple(channel_heads(channel.entries))
         bundle = pkg.bundles.get(heads[0]) if len(heads) == 1 else None
         rows.append(ChannelRow(pkg.name, name, heads, bundle.version if bundle else ""))
@@ -171,10 +189,12 @@ def to_json(catalog: Catalog, package: str | None = None, channel: str | None = 
     source = catalog.source
     if package is None:
         return {"catalog": source,
-                "packages": [{"name": r.name, "defaultChannel": r.default_channel} for r in list_packages(catalog)]}
+                "packages": [{"name": r.name, "displayName": r.display_name, "defaultChannel": r.default_channel}
+                             for r in list_packages(catalog)]}
     pkg = find_package(catalog, package)
     if channel is None:
-        return {"catalog": source, "package": pkg.name, "defaultChannel": pkg.default_channel or "",
+        return {"catalog": source, "package": pkg.name, "displayName": display_name(pkg),
+                "defaultChannel": pkg.default_channel or "",
                 "channels": [{"name": r.name, "head": r.heads[0] if len(r.heads) == 1 else None,
                               "heads": list(r.heads), "headVersion": r.head_version}
                              for r in list_channels(catalog, package)]}
@@ -185,10 +205,12 @@ def to_json(catalog: Catalog, package: str | None = None, channel: str | None = 
 def format_text(catalog: Catalog, package: str | None = None, channel: str | None = None) -> str:
     """Aligned columns for people, in the spirit of `oc mirror list operators`."""
     if package is None:
-        return table(("NAME", "DEFAULT CHANNEL"), [(r.name, r.default_channel) for r in list_packages(catalog)])
+        return table(("NAME", "DISPLAY NAME", "DEFAULT CHANNEL"),
+                     [(r.name, r.display_name, r.default_channel) for r in list_packages(catalog)])
     pkg = find_package(catalog, package)
     if channel is None:
-        head = table(("NAME", "DEFAULT CHANNEL"), [(pkg.name, pkg.default_channel or "")])
+        head = table(("NAME", "DISPLAY NAME", "DEFAULT CHANNEL"),
+                     [(pkg.name, display_name(pkg), pkg.default_channel or "")])
         rows = [(r.package, r.name, r.head or "(none)", r.head_version) for r in list_channels(catalog, package)]
         return head + "\n" + table(("PACKAGE", "CHANNEL", "HEAD", "VERSION"), rows)
     return table(("BUNDLE", "VERSION"), [(r.bundle, r.version) for r in list_versions(catalog, package, channel)])

@@ -149,7 +149,7 @@ def _scalar_items(node: yaml.MappingNode) -> Iterator[tuple[str, yaml.Node]]:
 
 
 def _prune_bundle_node(doc: yaml.MappingNode) -> None:
-    """In an olm.bundle document node, keep only `installModes` of the olm.csv.metadata property."""
+    """In an olm.bundle document node, keep only `installModes` and `displayName` of olm.csv.metadata."""
     items = dict(_scalar_items(doc))
     schema, properties = items.get("schema"), items.get("properties")
     if not (isinstance(schema, yaml.ScalarNode) and schema.value == SCHEMA_BUNDLE
@@ -162,7 +162,8 @@ def _prune_bundle_node(doc: yaml.MappingNode) -> None:
         ptype, value = fields.get("type"), fields.get("value")
         if (isinstance(ptype, yaml.ScalarNode) and ptype.value == "olm.csv.metadata"
                 and isinstance(value, yaml.MappingNode)):
-            value.value = [(k, v) for k, v in value.value if isinstance(k, yaml.ScalarNode) and k.value == "installModes"]
+            value.value = [(k, v) for k, v in value.value
+                           if isinstance(k, yaml.ScalarNode) and k.value in ("installModes", "displayName")]
 
 
 def iter_file_blobs_located(path: Path, *, for_model: bool = False) -> Iterator[tuple[int, dict[str, Any]]]:
@@ -334,6 +335,7 @@ def bundle_from_blob(blob: dict[str, Any], origin: str = "") -> Bundle:
             bundle.required_gvks.append(GVK(value.get("group", ""), value.get("version", ""), value.get("kind", "")))
         elif ptype == "olm.csv.metadata":
             modes = value.get("installModes")
+            bundle.display_name = str(value.get("displayName") or "")
             if modes:
                 bundle.install_modes = _install_modes(modes)
         elif ptype == "olm.bundle.object":

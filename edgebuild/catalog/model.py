@@ -89,6 +89,7 @@ class Bundle:
     provided_gvks: list[GVK] = field(default_factory=list)
     # installModes of the CSV (type -> supported), from olm.csv.metadata or the CSV in olm.bundle.object.
     install_modes: dict[str, bool] | None = None
+    display_name: str = ""  # displayName of olm.csv.metadata ("" when the catalog has none)
 
 
 @dataclass(slots=True)

@@ -150,8 +150,8 @@ class _Run:
         for inc in includes:
             errors.extend(self._include_package(inc, heads_only, out))
         if errors:
-            detail = errors[0] if len(errors) == 1 else "[" + ", ".join(errors) + "]"
-            raise SelectionError("error generating diff: error including items:\n" + detail,
+            detail = "; ".join(errors)
+            raise SelectionError("cannot select the configured operators: " + detail,
                                  hint=self._include_hint(includes))
 
     def _include_hint(self, includes: list[IncludePackage]) -> str | None:
@@ -184,7 +184,7 @@ class _Run:
     def _include_package(self, inc: IncludePackage, heads_only: bool, out: OutModel) -> list[str]:
         pkg = self.catalog.packages.get(inc.name)
         if pkg is None:
-            return [f"[package={_quote(inc.name)}] package does not exist in new model"]
+            return [f"package {_quote(inc.name)} is not in the catalog"]
         channels = list(inc.channels)
         if not channels and not inc.all_versions and not inc.all_bundles and inc.range is None:
             if not heads_only:
@@ -215,8 +215,7 @@ class _Run:
         for ich in channels:
             channel = pkg.channels.get(ich.name)
             if channel is None:
-                errors.append(f"[package={_quote(pkg.name)} channel={_quote(ich.name)}] channel does not exist "
-                              "in new model")
+                errors.append(f"package {_quote(pkg.name)} has no channel {_quote(ich.name)}")
                 continue
             try:
                 if heads_only and not ich.is_set:
@@ -226,7 +225,8 @@ class _Run:
                 else:
                     selected = self._for_versions(channel, ich, ich.name in skip_missing)
             except (ChannelGraphError, _MissingBundles) as exc:
-                errors.append(f"[package={_quote(pkg.name)} channel={_quote(channel.name)}] {exc}")
+                sep = " " if isinstance(exc, _MissingBundles) else ": "
+                errors.append(f"channel {_quote(channel.name)} of package {_quote(pkg.name)}{sep}{exc}")
                 continue
             out_pkg[ich.name] = {e.name: e for e in selected}
         return errors
@@ -255,10 +255,10 @@ class _Run:
             if missing_versions or missing_names:
                 parts = []
                 if missing_versions:
-                    parts.append(f"versions={_go_quoted_list(missing_versions)}")
+                    parts.append("version " + ", ".join(missing_versions))
                 if missing_names:
-                    parts.append(f"names={_go_quoted_list(missing_names)}")
-                raise _MissingBundles("bundles do not exist in channel: " + " ".join(parts))
+                    parts.append("bundle " + ", ".join(missing_names))
+                raise _MissingBundles("has no " + " and no ".join(parts))
         return self._fill_upgrade_graph(channel, starts)
 
     def _fill_upgrade_graph(self, channel: Channel, starts: list[ChannelEntry]) -> list[ChannelEntry]:

@@ -192,6 +192,12 @@ class LayoutEndpoint:
         return entry["digest"] if entry else None
 
     def put_manifest(self, repository: str, reference: str, manifest: Manifest) -> None:
+        try:
+            self._put_manifest(repository, reference, manifest)
+        except OSError as exc:
+            raise self._disk_error(exc) from None
+
+    def _put_manifest(self, repository: str, reference: str, manifest: Manifest) -> None:
         path = self.blob_path(manifest.digest)
         if not path.exists():
             write_atomic(path, manifest.data, durable=True)
@@ -224,13 +230,29 @@ class LayoutEndpoint:
 
     def _write_blob(self, path: Path, desc: Descriptor, opener: BlobOpener, origin: str,
                     count: Callable[[int], None]) -> None:
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name[:16]}.", suffix=".part")
+        try:
+            fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name[:16]}.", suffix=".part")
+        except OSError as exc:
+            raise self._disk_error(exc) from None
         try:
             with os.fdopen(fd, "wb") as out:
                 with opener() as (chunks, _size):
                     for chunk in verified_chunks(chunks, desc, origin, count):
-                        out.write(chunk)
-                commit_file(out, tmp, path)
+                        try:
+                            out.write(chunk)
+                        except OSError as exc:  # the disk, not the network: no retry will help
+                            raise self._disk_error(exc) from None
+                try:
+                    commit_file(out, tmp, path)
+                except OSError as exc:
+                    raise self._disk_error(exc) from None
         except BaseException:
             Path(tmp).unlink(missing_ok=True)
             raise
+
+    def _disk_error(self, exc: OSError) -> Exception:
+        """`writing DIR: No space left on device (...)`: one line, the layout the user named, final."""
+        from ..errors import FileSystemError
+        error = FileSystemError.from_os_error(exc, self.root, "writing")
+        error.transient = False  # type: ignore[attr-defined]
+        return error

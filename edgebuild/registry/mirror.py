@@ -67,6 +67,7 @@ class MirrorOptions:
     arch: str | None = None  # keep only this architecture of manifest lists / indexes
     parallel: int = 4  # concurrent blob transfers
     quiet: bool = False
+    verbose: int = 0  # -v: a line per image
     progress_stream: TextIO | None = None
     live_progress: bool | None = None  # None: live when the stream is a terminal
     retry: RetryPolicy | None = None
@@ -76,6 +77,9 @@ class MirrorOptions:
     # plan's selection (oc-mirror v1 --rebuild-catalogs) instead of copying it verbatim
     catalog_dirs: dict[str, str] = field(default_factory=dict)
     workdir: str | None = None  # scratch space for rebuilt catalog layers (default: the system temp dir)
+    # --continue-on-error / --skip-missing: a disk copy with failed images is still complete (they are
+    # marked "status": "failed" in images.json and left out when it is pushed)
+    keep_going: bool = False
 
 
 @dataclass(slots=True)
@@ -199,8 +203,20 @@ def mapping_for(plan: Plan, target: str | MirrorTarget) -> list[str]:
     return lines
 
 
+def disk_mapping(plan: Plan, directory: str | os.PathLike[str]) -> list[str]:
+    """`source=file://DIR/REPOSITORY:TAG` (or `@DIGEST`): where mirror-to-disk puts each image in its layout."""
+    root = parse_dir(directory)
+    lines = []
+    for img in plan.images:
+        repository, tag = relative_destination(img, plan)
+        lines.append(f"{img.source}=file://{root}/{repository}" + (f":{tag}" if tag else f"@{img.digest}"))
+    return lines
+
+
 def dry_run(plan: Plan, target: str | MirrorTarget | None = None) -> list[str]:
     """The mapping a mirror run would use; touches no registry and writes nothing."""
+    if isinstance(target, str) and target.startswith("file://"):
+        return disk_mapping(plan, target)
     if target is None or (plan.mirror is not None and parse_target(target) == plan.mirror):
         return plan.mapping_lines()
     return mapping_for(plan, target)
@@ -233,13 +249,40 @@ def _source_of(img: PlanImage, clients: _Clients) -> _Source:
                    ref.digest)
 
 
-def _run(jobs: list[CopyJob], options: MirrorOptions, target_label: str, total: int | None = None) -> MirrorReport:
+class _StartSignal:
+    """A copy source that tells the progress when the engine first reads an image from it (the image
+    is then in flight); everything else goes straight to the wrapped endpoint."""
+
+    def __init__(self, inner: Endpoint, progress: Progress, label: str) -> None:
+        self._inner = inner
+        self._progress = progress
+        self._label = label
+
+    def get_manifest(self, repository: str, reference: str) -> Manifest:
+        self._progress.image_started(self._label)
+        return self._inner.get_manifest(repository, reference)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._inner, name)
+
+
+AfterCopy = Callable[[Progress, MirrorReport], None]
+
+
+def _run(jobs: list[CopyJob], options: MirrorOptions, target_label: str, total: int | None = None,
+         after: AfterCopy | None = None, extra: int = 0) -> MirrorReport:
+    """Copy `jobs`, then run `after` (the catalog rebuilds, `extra` images) under the same progress,
+    so every image of the plan is counted once."""
     report = MirrorReport(target=target_label)
     start = time.monotonic()
-    with Progress(total if total is not None else len(jobs), stream=options.progress_stream, quiet=options.quiet,
-                  live=options.live_progress) as progress:
+    with Progress((total if total is not None else len(jobs)) + extra, stream=options.progress_stream,
+                  quiet=options.quiet, live=options.live_progress, verbose=options.verbose) as progress:
         engine = CopyEngine(progress, parallel=options.parallel, arch=options.arch)
+        for job in jobs:
+            job.src = _StartSignal(job.src, progress, job.label_src or job.key)
         report.results = engine.run(jobs)
+        if after is not None:
+            after(progress, report)
     report.elapsed = time.monotonic() - start
     report.bytes = progress.bytes
     report.blobs = dict(progress.blobs)
@@ -247,8 +290,7 @@ def _run(jobs: list[CopyJob], options: MirrorOptions, target_label: str, total: 
 
 
 def _finish(report: MirrorReport, options: MirrorOptions) -> MirrorReport:
-    if not options.quiet:
-        (options.progress_stream or sys.stderr).write(report.summary() + "\n")
+    (options.progress_stream or sys.stderr).write(report.summary() + "\n")  # -q too: the result
     if report.failed:
         lines = [f"  {r.key}: {str(r.error).splitlines()[0]}" for r in report.failed]
         hints = sorted({r.error.hint for r in report.failed if r.error and r.error.hint})
@@ -285,7 +327,7 @@ def _catalogs_to_rebuild(plan: Plan, options: MirrorOptions) -> dict[str, Any]:
 
 def _rebuild_catalogs(plan: Plan, options: MirrorOptions, clients: _Clients, dst: Endpoint,
                       dst_repo_for: Callable[[str], str],
-                      report: MirrorReport, workroot: str | None) -> None:
+                      report: MirrorReport, workroot: str | None, progress: Progress) -> None:
     rebuild = _catalogs_to_rebuild(plan, options)
     if not rebuild:
         return
@@ -296,7 +338,8 @@ def _rebuild_catalogs(plan: Plan, options: MirrorOptions, clients: _Clients, dst
             continue
         source = _source_of(img, clients)
         repository, tag = relative_destination(img, plan)
-        start = time.monotonic()
+        label_dst = f"{dst.label}/{dst_repo_for(repository)}:{tag or 'latest'} (rebuilt with the selection)"
+        progress.image_started(img.source)
         try:
             with tempfile.TemporaryDirectory(dir=workroot, prefix="edgebuild-catalog-") as work:
                 fbc = write_filtered_fbc(op.selection, options.catalog_dirs[img.source], Path(work) / "index.json")
@@ -304,11 +347,16 @@ def _rebuild_catalogs(plan: Plan, options: MirrorOptions, clients: _Clients, dst
                                                dst_repo_for(repository), tag or "latest", fbc, Path(work), img.source)
         except RegistryError as exc:
             report.results.append(CopyResult(img.source, "failed", error=exc))
+            progress.image_finished(img.source, label_dst, "failed", str(exc).splitlines()[0])
             continue
-        report.elapsed += time.monotonic() - start
         img.digest = digest
         report.rebuilt[img.source] = digest
         report.results.append(CopyResult(img.source, "copied" if pushed else "present", digest, digest))
+        progress.image_finished(img.source, label_dst, "copied" if pushed else "present")
+
+
+def _rebuild_count(plan: Plan, rebuild: dict[str, Any]) -> int:
+    return sum(1 for img in plan.images if img.type == "catalog" and img.source in rebuild)
 
 
 def mirror_to_registry(plan: Plan, target: str | MirrorTarget, options: MirrorOptions | None = None
@@ -330,9 +378,11 @@ def mirror_to_registry(plan: Plan, target: str | MirrorTarget, options: MirrorOp
             jobs.append(CopyJob(img.source, source.endpoint, source.repository, source.reference,
                                 destination, dst_repo, tag, expected_digest=source.digest, label_src=img.source,
                                 label_dst=f"{mirror.registry}/{dst_repo}" + (f":{tag}" if tag else "")))
-        report = _run(jobs, options, f"docker://{mirror}")
-        _record_digests(plan, report)
-        _rebuild_catalogs(plan, options, clients, destination, mirror.repository_for, report, options.workdir)
+        def after(progress: Progress, report: MirrorReport) -> None:
+            _record_digests(plan, report)
+            _rebuild_catalogs(plan, options, clients, destination, mirror.repository_for, report, options.workdir,
+                              progress)
+        report = _run(jobs, options, f"docker://{mirror}", after=after, extra=_rebuild_count(plan, rebuild))
     finally:
         clients.close()
     return _finish(report, options)
@@ -385,11 +435,13 @@ def mirror_to_disk(plan: Plan, directory: str | os.PathLike[str], options: Mirro
             jobs.append(CopyJob(img.source, source.endpoint, source.repository, source.reference,
                                 layout, entry["repository"], dst_ref, expected_digest=source.digest,
                                 label_src=img.source, label_dst=f"{root}:{entry['repository']}:{dst_ref}"))
-        report = _run(jobs, options, f"file://{root}", total=len(jobs))
-        _record_digests(plan, report)
-        (root / METADATA_DIR).mkdir(exist_ok=True)
-        _rebuild_catalogs(plan, options, clients, layout, lambda repo: repo, report,
-                          options.workdir or str(root / METADATA_DIR))
+        def after(progress: Progress, report: MirrorReport) -> None:
+            _record_digests(plan, report)
+            (root / METADATA_DIR).mkdir(exist_ok=True)
+            _rebuild_catalogs(plan, options, clients, layout, lambda repo: repo, report,
+                              options.workdir or str(root / METADATA_DIR), progress)
+        report = _run(jobs, options, f"file://{root}", total=len(jobs), after=after,
+                      extra=_rebuild_count(plan, rebuild))
     finally:
         clients.close()
     report.skipped_previous = skipped
@@ -402,9 +454,10 @@ def mirror_to_disk(plan: Plan, directory: str | os.PathLike[str], options: Mirro
             if entry["source"] in report.rebuilt:
                 entry["rebuilt"] = True
             entry["status"] = result.status
-    _write_metadata(root, plan.dumps(), entries, complete=not report.failed)
+    whole = not report.failed or options.keep_going
+    _write_metadata(root, plan.dumps(), entries, complete=whole)
     note = None
-    if options.archive_size_gb and not report.failed:
+    if options.archive_size_gb and whole:
         written = write_archives(root, options.archive_size_gb)
         report.archives = [str(p) for p in written.archives]
         report.archive_sequence = written.sequence
@@ -618,7 +671,7 @@ def mirror_from_disk(directory: str | os.PathLike[str], target: str | MirrorTarg
         source, destination = _CarriedSource(carried), _CarriedDestination(carried)
         jobs = []
         for entry in copy.body["images"]:
-            if entry.get("previous"):
+            if entry.get("previous") or entry.get("status") == "failed":  # failed: not in the disk copy
                 continue
             src_ref = entry["tag"] or entry["layoutDigest"]
             dst_repo = mirror.repository_for(entry["repository"])

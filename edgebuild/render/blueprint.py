@@ -142,13 +142,13 @@ def stored_images(images: list[EmbeddedImage]) -> list[StoredImage]:
     for digest, members in groups.items():
         refs = list(dict.fromkeys(m.name for m in members))
         parsed = [ImageReference.parse(r) for r in refs]
-        primary = next((r for r, p in zip(refs, parsed) if p.tag), refs[0])
+        primary = next((r for r, p in zip(refs, parsed, strict=True) if p.tag), refs[0])
         primary_ref = ImageReference.parse(primary)
         named = {primary_ref.name}
         existing = f"{primary_ref.name}@{primary_ref.digest or digest}"
         aliases: list[tuple[str, str]] = []
         # Tags first: a tag alias also makes that repository's digest references resolve.
-        for ref, p in sorted(zip(refs, parsed), key=lambda rp: rp[1].tag is None):
+        for ref, p in sorted(zip(refs, parsed, strict=True), key=lambda rp: rp[1].tag is None):
             if ref == primary or (p.tag is None and p.name in named):
                 continue
             new = f"{p.name}:{p.tag}" if p.tag else f"{p.name}:{_alias_tag(p.digest or digest)}"

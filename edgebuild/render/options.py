@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ..embed import EmbedTotals
 from ..reference import MirrorTarget
 
 DEFAULT_DISTRO = "rhel-94"
@@ -59,5 +60,5 @@ class RenderResult:
     manifest_dirs: list[Path] = field(default_factory=list)
     cluster_resources: list[Path] = field(default_factory=list)
     containers: int = 0
-    embed_totals: object | None = None  # edgebuild.embed.EmbedTotals
+    embed_totals: EmbedTotals | None = None
     warnings: list[str] = field(default_factory=list)

@@ -19,8 +19,16 @@ from ..embed import check_mode, split_embedded, totals
 from ..errors import UsageError
 from ..plan import Plan, PlanImage, image_destination
 from ..reference import ImageReference, MirrorTarget
-from .blueprint import (DeviceDirectory, DeviceFile, EmbeddedImage, INSTALLER_TEMPLATE, check_version_pin,
-                        edge_blueprint, installer_blueprint, render_blueprint)
+from .blueprint import (
+    INSTALLER_TEMPLATE,
+    DeviceDirectory,
+    DeviceFile,
+    EmbeddedImage,
+    check_version_pin,
+    edge_blueprint,
+    installer_blueprint,
+    render_blueprint,
+)
 from .cluster import CatalogSourceSpec, catalog_sources, render_cluster_resources
 from .dropin import DropinOptions, render_dropin
 from .errors import RenderError

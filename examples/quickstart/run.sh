@@ -18,7 +18,10 @@ cleanup() {
 }
 trap cleanup EXIT
 
-for tool in docker-registry skopeo edgebuild; do
+# scripts/setup.sh installs edgebuild into $REPO/.venv; an edgebuild on PATH serves otherwise
+EDGEBUILD=${EDGEBUILD:-$REPO/.venv/bin/edgebuild}
+[[ -x "$EDGEBUILD" ]] || EDGEBUILD=edgebuild
+for tool in docker-registry skopeo "$EDGEBUILD"; do
   command -v "$tool" >/dev/null || { echo "quickstart: '$tool' is missing; run scripts/setup.sh first" >&2; exit 2; }
 done
 
@@ -52,7 +55,7 @@ echo "quickstart: upstream registry $UPSTREAM, mirror $MIRROR"
 python3 "$REPO/examples/quickstart/make_example.py" --upstream "$UPSTREAM" --workdir "$WORK" \
   --config "$WORK/imageset-config.yaml"
 
-edgebuild build -c "$WORK/imageset-config.yaml" --to "docker://$MIRROR/edge" -o "$OUT" \
+"$EDGEBUILD" build -c "$WORK/imageset-config.yaml" --to "docker://$MIRROR/edge" -o "$OUT" \
   --src-tls-verify=false --dest-tls-verify=false --insecure-mirror \
   --blueprint-name edgebuild-quickstart --distro rhel-94
 
@@ -64,10 +67,6 @@ quickstart: done.
   device files:       $OUT/files/
   image list:         $OUT/images.json   (mapping: $OUT/mapping.txt)
 
-To build the image on a host with osbuild-composer (the mirror must be reachable from its worker):
-  composer-cli blueprints push $OUT/blueprint.toml
-  composer-cli compose start-ostree --ref rhel/9/x86_64/edge edgebuild-quickstart edge-commit
-or, with edgebuild's client:
-  edgebuild compose $OUT/blueprint.toml --type edge-commit --ref rhel/9/x86_64/edge --wait --download .
+The "next:" lines above build the image on a host with osbuild-composer (its worker must reach the mirror).
 (The mirror this quickstart started is gone when it exits: point MIRROR=host:port at a lasting one.)
 EOM
