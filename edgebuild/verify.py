@@ -302,7 +302,7 @@ class _Progress:
 
     def __call__(self, text: str) -> None:
         if self.out is not None:
-            self.out.write(f"verify [{time.monotonic() - self.start:5.1f}s] {text}\n")
+            self.out.write(f"verify: {text} ({time.monotonic() - self.start:.1f} s)\n")
             self.out.flush()
 
 
@@ -392,7 +392,7 @@ def _verify_in(outdir: Path, blueprint: dict[str, Any], root: Path, host: Path, 
 
     def stored(_source: str, name: str) -> None:
         done[0] += 1
-        say(f"  stored {done[0]}/{len(to_store)} {name}")
+        say(f"embedding {done[0]}/{len(to_store)} {name}")
     for tls in (True, False):
         batch = [(f"docker://{e.source}", e.stored_name) for e in to_store.values()
                  if (e.tls_verify is not False) is tls]

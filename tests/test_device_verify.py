@@ -52,7 +52,7 @@ def test_a_digest_stored_under_another_repository_fails_although_podman_finds_it
     captured = capsys.readouterr()
     assert f"MISSING {asked}" in captured.out and "podman's lenient lookup would find it" in captured.out
     assert "registry.example.com/other/hello@" in captured.out
-    assert "verify [" in captured.err and "looking up" in captured.err  # progress on stderr
+    assert "verify: embedding 1/1 " in captured.err and "verify: looking up" in captured.err  # progress on stderr
     # The lenient answer verify refuses to trust: podman on the same stores says the image exists.
     require_tool("podman")
     env = {**os.environ, "CONTAINERS_STORAGE_CONF": str(root / ".edgebuild-host" / "storage.conf")}
