@@ -151,6 +151,7 @@ def _add_render_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--no-embed", action="append", default=[], metavar="REGEX",
                    help="do not embed images whose reference matches; the device pulls them from the mirror "
                         "through the drop-in (it must reach the mirror); repeatable")
+    _add_embed_option(g)
     g.add_argument("--catalog-poll-interval", metavar="DURATION", type=_go_duration,
                    help="registryPoll interval (a Go duration: 30m, 24h) of the cluster CatalogSources whose image "
                         "is a tag; never on a device, whose catalog is embedded by digest")
@@ -212,6 +213,13 @@ def _add_bootc_options(p: argparse.ArgumentParser, command: str) -> None:
         g.add_argument("--print-only", action="store_true", help="print the podman / bootc-image-builder commands")
 
 
+def _add_embed_option(g: argparse._ActionsContainer) -> None:
+    g.add_argument("--embed", choices=("installed", "all"), default="installed",
+                   help="installed (default): embed the catalog, the bundle each Subscription installs (startingCSV) "
+                        "and its related images, additional and release images; the rest of the selection stays "
+                        "in the mirror. all: embed every selected image")
+
+
 def build_parser() -> argparse.ArgumentParser:
     common = _common_parent()
     parser = argparse.ArgumentParser(
@@ -253,6 +261,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_config(p)
     p.add_argument("--to", metavar="docker://HOST[:PORT][/NS]", help="mirror, to compute destinations")
     p.add_argument("--format", choices=("text", "json"), default="text")
+    _add_embed_option(p)
     p.set_defaults(handler=cmd_plan)
 
     p = sub.add_parser("mirror", parents=[common], help="copy the image set: to a registry, to disk, or from disk")
@@ -291,7 +300,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("verify", parents=[common], help="prove offline that the image has every image it needs")
     p.add_argument("outdir", metavar="OUTDIR", nargs="?", help="a render/build output (or give --image)")
-    p.add_argument("--root", metavar="DIR", help="where to lay out the device root (default: OUTDIR/.verify-root)")
+    p.add_argument("--root", metavar="DIR", help="lay the device root out here and keep it "
+                                                 "(default: a temporary directory outside OUTDIR, removed after)")
     p.add_argument("--release-info", action="append", default=[], metavar="FILE",
                    help="MicroShift release-info JSON whose images must be on the device too; repeatable")
     p.add_argument("--format", choices=("text", "json"), default="text")
@@ -368,12 +378,15 @@ def cmd_list_operators(args: argparse.Namespace) -> int:
 
 
 def cmd_plan(args: argparse.Namespace) -> int:
-    from .pipeline import make_plan, print_plan_text
+    from .pipeline import make_plan, plan_embed_summary, print_plan_text
     plan = make_plan(args)
+    embed = plan_embed_summary(plan, args.embed)
     if args.format == "json":
-        sys.stdout.write(plan.dumps())
+        sys.stdout.write(json.dumps({**plan.to_json(), "embed": embed}, indent=2) + "\n")
     else:
         print_plan_text(plan, sys.stdout)
+        sys.stdout.write(f"embed ({args.embed}): {embed.get('embedded')} image(s); left to the mirror: "
+                         f"{embed.get('leftToMirror')}" + (f" ({embed['error']})" if embed.get("error") else "") + "\n")
     return 1 if plan.errors else 0
 
 

@@ -388,7 +388,7 @@ def render_options(args: argparse.Namespace, mirror: MirrorTarget) -> Any:
         blueprint_version=args.blueprint_version, insecure_mirror=args.insecure_mirror,
         block_originals=args.block_original_registries, ca_file=Path(args.mirror_ca) if args.mirror_ca else None,
         subscription_config=Path(args.subscription_config) if args.subscription_config else None,
-        catalog_poll_interval=args.catalog_poll_interval, no_embed=list(args.no_embed))
+        catalog_poll_interval=args.catalog_poll_interval, no_embed=list(args.no_embed), embed=args.embed)
 
 
 def _render(plan: Plan, config: ImageSetConfig, args: argparse.Namespace, mirror: MirrorTarget) -> Any:
@@ -400,12 +400,54 @@ def _render(plan: Plan, config: ImageSetConfig, args: argparse.Namespace, mirror
         log.warning("warning: the mirror %s was used with --dest-tls-verify=false, but the blueprint and the "
                     "device drop-in will verify its TLS certificate; pass --insecure-mirror for a plain-HTTP or "
                     "self-signed mirror (or --mirror-ca FILE)", mirror.registry)
-    result = render_outputs(plan, config, render_options(args, mirror), Path(args.output))
+    options = render_options(args, mirror)
+    options.image_sizes = _mirror_image_sizes(plan, mirror, args)
+    result = render_outputs(plan, config, options, Path(args.output))
     for warning in result.warnings:
         log.warning("warning: %s", warning)
     print(f"rendered {result.blueprint} ({result.containers} containers, "
           f"{len(result.manifest_dirs)} manifests directories) and {result.dropin}")
+    if result.embed_totals is not None:
+        print(f"--embed {args.embed}: {result.embed_totals.format_text()}")
     return result
+
+
+# -- embed counts and sizes (issue 9) -------------------------------------------------------------
+def plan_embed_summary(plan: Plan, mode: str) -> dict[str, Any]:
+    """Counts of `plan --embed`: images embedded and left to the mirror (no sizes: plan is offline)."""
+    from .embed import check_mode, plan_split, totals
+    from .errors import EdgebuildError
+    try:
+        embedded, mirror_only = plan_split(plan, check_mode(mode))
+    except EdgebuildError as exc:
+        return {"mode": mode, "embedded": None, "leftToMirror": None, "error": str(exc).splitlines()[0]}
+    return {"mode": mode, **totals({}, embedded, mirror_only).to_json()}
+
+
+def _mirror_image_sizes(plan: Plan, mirror: MirrorTarget, args: argparse.Namespace) -> dict[str, int | None]:
+    """{mirror name@digest: sum of layer sizes} of every planned and release image, from the mirror's manifests."""
+    from .embed import image_sizes
+    from .plan import image_destination
+    from .reference import ImageReference
+    from .registry.client import RegistryClient
+    from .render.release_info import read_release_info
+    refs: dict[str, str] = {}
+    for img in plan.images:
+        if img.destination and img.digest:
+            name = ImageReference.parse(img.destination).name
+            refs[f"{name}@{img.digest}"] = f"{ImageReference.parse(name).repository}@{img.digest}"
+    for path in args.release_info if args.release_source == "mirror" else []:
+        for rel in read_release_info(Path(path)):
+            dest, _tag = image_destination(ImageReference.parse(rel.reference), plan.semantics, mirror)
+            refs[dest] = dest.split("/", 1)[1]
+    client = RegistryClient(mirror.registry, tls_verify=args.dest_tls_verify, cert_dir=dest_cert_dir(args),
+                            authfile=args.authfile)
+    with client:
+        return image_sizes(refs, client, arch=_device_arch(args))
+
+
+def _device_arch(args: argparse.Namespace) -> str:
+    return {"x86_64": "amd64", "aarch64": "arm64"}.get(args.arch or "amd64", args.arch or "amd64")
 
 
 def run_render(args: argparse.Namespace) -> int:
@@ -462,7 +504,8 @@ def run_build(args: argparse.Namespace) -> int:
         from .verify import verify
         verify_report = verify_bootc_outdir(args) if wants_bootc(args) else verify(
             Path(args.output), release_info=[Path(p) for p in args.release_info],
-            authfile=args.authfile, arch=args.arch)
+            authfile=args.authfile, arch=args.arch,
+            progress=None if getattr(args, "quiet", False) else sys.stderr)
         sys.stdout.write(verify_report.format_text())
         ok = verify_report.ok
     if shortfall:

@@ -1,40 +1,59 @@
 """The offline device model: would this blueprint boot with every image its operators need?
 
-It does locally what osbuild does when it builds the image, then checks the result the way the
-device would use it, with no network:
+It does locally what the real builder and the real runtime do, with no network on the device side:
 
-1. lay the blueprint's directories and files into a root folder;
-2. copy each `[[containers]]` image with skopeo into `<root>/usr/share/containers/storage` under the
-   name osbuild gives it (`name`, or `source` when `name` is empty), and write the storage.conf that
-   makes it an additional image store (osbuild's `org.osbuild.containers.storage.conf` stage);
-3. in a new network namespace (`unshare -n`), ask podman for every image the device needs — the
-   CatalogSource images of the manifests, the selected bundle and related images from plan.json,
-   the MicroShift/OLM release images — by exactly the reference the device will use;
-4. build every manifests directory with `kubectl kustomize`.
+1. lay the blueprint's directories and files into a scratch root (outside OUTDIR, removed after);
+2. derive what the image holds as osbuild/images does: one stored name per image, because the
+   `org.osbuild.skopeo` stage inputs are keyed by image ID and the last entry wins
+   (`pkg/osbuild/containers_input.go`, `newContainersInputForSources`); then store each image once
+   with the stage's own command, `skopeo copy SOURCE containers-storage:[overlay@ROOT/usr/share/
+   containers/storage+RUNROOT]NAME` (vfs only where overlay cannot mount), and write the
+   storage.conf that adds that store as an additional image store;
+3. run the boot-time unit edgebuild renders for the other names of one image
+   (`render.blueprint.ALIAS_UNIT`), against a scratch /var/lib/containers/storage;
+4. look every reference the device asks for up as CRI-O does: containers/image's storage lookup
+   (`skopeo inspect containers-storage:REF`, `storage_reference.go` `resolveImage`), not podman's
+   lenient `image exists`; the CatalogSource images of the manifests, the selected bundle and
+   related images from plan.json, the MicroShift/OLM release images and every `[[containers]]` name;
+5. build every manifests directory with `kubectl kustomize`.
 
-Every miss is reported by name with the reason; any miss fails the check. An image the user chose
-not to embed (`render --no-embed`) passes when the rendered drop-in sends it to the mirror.
+Every miss is reported by name with the reason (a name the builder collapses into another, a
+digest stored only under another repository); any miss fails the check. An image render left to
+the mirror (`embedded: false` in images.json) passes when the rendered drop-in sends it there.
 """
 
 from __future__ import annotations
 
 import json
-import logging
-import os
+import re
 import shutil
 import subprocess
+import sys
+import tempfile
+import time
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, TextIO
 
 import yaml
 
+from .device_store import (
+    DeviceStore,
+    Resolution,
+    add_names,
+    read_store,
+    resolve_all,
+    store_images,
+    usable_driver,
+)
 from .errors import EdgebuildError
 from .plan import PlanImage
+from .render.blueprint import ALIAS_UNIT, ALIAS_UNIT_PATH
 from .render.release_info import read_release_info
 
 DEVICE_STORE = "/usr/share/containers/storage"
+HOST_DIR = ".edgebuild-host"  # inside --root: the scratch /var/lib/containers/storage and its storage.conf
 MANIFESTS_DIR = "etc/microshift/manifests.d"
 ROOT_MARKER = ".edgebuild-verify-root"
 Status = Literal["embedded", "mirror", "missing"]
@@ -123,56 +142,59 @@ def lay_files(blueprint: dict[str, Any], root: Path) -> None:
         target.chmod(int(entry.get("mode") or "0644", 8))
 
 
-def write_storage_confs(root: Path, workdir: Path) -> Path:
-    """Write the device's storage.conf into the root, and a host view of it for checking.
-
-    The device file is what osbuild writes (additional store at /usr/share/containers/storage). The
-    host view points the same additional store into `root`, with an empty primary store, so podman
-    on this machine sees exactly the images the device would see.
-    """
+def write_device_storage_conf(root: Path) -> None:
+    """The storage.conf osbuild writes into the image (`org.osbuild.containers.storage.conf`)."""
     device_conf = root / "etc/containers/storage.conf"
     device_conf.parent.mkdir(parents=True, exist_ok=True)
     device_conf.write_text('[storage]\ndriver = "overlay"\n\n[storage.options]\n'
                            f'additionalimagestores = ["{DEVICE_STORE}"]\n', encoding="utf-8")
-    host_conf = workdir / "storage.conf"
-    host_conf.write_text(
-        "[storage]\n"
-        'driver = "vfs"\n'
-        f'runroot = "{workdir / "runroot"}"\n'
-        f'graphroot = "{workdir / "graphroot"}"\n\n'
-        "[storage.options]\n"
-        f'additionalimagestores = ["{root / DEVICE_STORE.lstrip("/")}"]\n', encoding="utf-8")
-    return host_conf
 
 
-def embed_containers(blueprint: dict[str, Any], root: Path, workdir: Path, *, authfile: str | None = None,
-                     arch: str | None = None) -> list[str]:
-    """skopeo-copy every [[containers]] image into the root's image store; return the local names."""
-    skopeo = _tool("skopeo")
-    store = root / DEVICE_STORE.lstrip("/")
-    store.mkdir(parents=True, exist_ok=True)
-    runroot = workdir / "embed-runroot"
-    names = []
-    containers = blueprint.get("containers") or []
-    for number, container in enumerate(containers, 1):
+@dataclass(frozen=True, slots=True)
+class BuilderEntry:
+    """One `[[containers]]` entry as osbuild/images stores it."""
+
+    index: int
+    source: str
+    name: str  # the entry's own local name (`name`, or `source` when empty)
+    image: str  # what the builder keys it by: the source's manifest digest
+    stored_name: str  # the name the image is stored under (the last entry of that image wins)
+    tls_verify: bool | None
+
+    @property
+    def collapsed(self) -> bool:
+        return self.name != self.stored_name
+
+
+def builder_entries(blueprint: dict[str, Any]) -> list[BuilderEntry]:
+    """The `[[containers]]` entries with the name each image is really stored under.
+
+    osbuild/images resolves each source to an image ID and builds the skopeo stage's inputs as a map
+    keyed by that ID (`newContainersInputForSources`: `refs[c.ImageID] = ...`), so entries of one
+    image collapse and the last entry's name wins (bpcheck's `stage_local_name` shows the same).
+    Here an image is keyed by the source's manifest digest, as bpcheck does.
+    """
+    raw = []
+    for index, container in enumerate(blueprint.get("containers") or []):
         source = container["source"]
         name = container.get("name") or source
-        logging.getLogger("edgebuild").info("verify: embedding %d/%d %s", number, len(containers), name)
-        cmd = [skopeo, "copy", "--quiet", "--retry-times", "2"]
-        if container.get("tls-verify") is False:
-            cmd.append("--src-tls-verify=false")
-        if authfile:
-            cmd += ["--src-authfile", authfile]
-        if arch:
-            cmd += ["--override-arch", arch]
-        cmd += [f"docker://{source}", f"containers-storage:[vfs@{store}+{runroot}]{name}"]
-        result = _run(cmd)
-        if result.returncode != 0:
-            raise EdgebuildError(f"cannot embed {source} as {name}: {result.stderr.strip()}",
-                                 hint="is the mirror running and does it hold the image? "
-                                      "(the build host pulls [[containers]] sources from it)")
-        names.append(name)
-    return names
+        image = source.split("@", 1)[1] if "@" in source else source
+        raw.append((index, source, name, image, container.get("tls-verify")))
+    last_name = {image: name for _i, _s, name, image, _t in raw}
+    return [BuilderEntry(i, src, name, image, last_name[image], tls) for i, src, name, image, tls in raw]
+
+
+_ALIAS_LINE_RE = re.compile(
+    r"^ExecStart=/usr/bin/skopeo copy --quiet containers-storage:(\S+) containers-storage:(\S+)$")
+
+
+def boot_time_names(root: Path) -> list[tuple[str, str]]:
+    """(existing, new) names the rendered boot-time unit adds, read from the laid-out root."""
+    unit = root / ALIAS_UNIT_PATH.lstrip("/")
+    if not unit.is_file():
+        return []
+    return [(m.group(1), m.group(2)) for line in unit.read_text(encoding="utf-8").splitlines()
+            if (m := _ALIAS_LINE_RE.match(line.strip()))]
 
 
 def needed_images(outdir: Path, manifests_output: list[dict[str, Any]],
@@ -232,36 +254,31 @@ def build_manifests(root: Path) -> tuple[list[ManifestCheck], list[dict[str, Any
     return checks, objects
 
 
-def find_offline(references: list[str], storage_conf: Path, workdir: Path) -> set[str]:
-    """The references podman finds in the image stores, asked in a new network namespace."""
-    if not references:
-        return set()
-    podman = _tool("podman")
-    _tool("unshare")
-    env = {**os.environ, "CONTAINERS_STORAGE_CONF": str(storage_conf)}
-    script = 'for r in "$@"; do if "$P" image exists "$r"; then echo "found $r"; fi; done'
-    result = _run(["unshare", "-n", "sh", "-c", script, "sh", *references], env={**env, "P": podman})
-    if result.returncode != 0:
-        raise EdgebuildError(f"offline check failed to run: {result.stderr.strip()}",
-                             hint="verify runs 'unshare -n' and needs root (or user namespaces)")
-    return {line[6:] for line in result.stdout.splitlines() if line.startswith("found ")}
-
-
 def _mirror_for(reference: str, root: Path) -> str | None:
-    """The mirror a digest reference resolves to through the rendered drop-ins, if any."""
-    if "@" not in reference:
-        return None
+    """The mirror a reference resolves to through the rendered drop-ins, if any.
+
+    As containers/image reads them: a digest reference uses any mirror except `pull-from-mirror =
+    "tag-only"`; a tag reference only where `mirror-by-digest-only` is false and the mirror is not
+    `digest-only`. The longest matching prefix decides.
+    """
+    by_digest = "@" in reference
+    name = reference.split("@", 1)[0]
+    if not by_digest and name.rfind(":") > name.rfind("/"):
+        name = name[:name.rfind(":")]
     best: tuple[int, str] | None = None
     conf_dir = root / "etc/containers/registries.conf.d"
     for conf in sorted(conf_dir.glob("*.conf")) if conf_dir.is_dir() else []:
         data = tomllib.loads(conf.read_text(encoding="utf-8"))
         for reg in data.get("registry", []):
             prefix = reg.get("prefix") or reg.get("location") or ""
-            mirrors = reg.get("mirror") or []
-            name = reference.split("@", 1)[0]
-            if mirrors and (name == prefix or name.startswith(prefix.rstrip("/") + "/")):
-                if best is None or len(prefix) > best[0]:
-                    best = (len(prefix), mirrors[0]["location"])
+            if not (name == prefix or name.startswith(prefix.rstrip("/") + "/")):
+                continue
+            if not by_digest and reg.get("mirror-by-digest-only", False):
+                continue
+            allowed = ("all", "digest-only") if by_digest else ("all", "tag-only")
+            usable = [m for m in reg.get("mirror") or [] if m.get("pull-from-mirror", "all") in allowed]
+            if usable and (best is None or len(prefix) > best[0]):
+                best = (len(prefix), usable[0]["location"])
     return best[1] if best else None
 
 
@@ -271,52 +288,142 @@ def _fresh_root(root: Path) -> None:
         return
     if not root.is_dir() or (any(root.iterdir()) and not (root / ROOT_MARKER).is_file()):
         raise EdgebuildError(f"--root {root} exists and was not laid out by edgebuild verify; it is left alone",
-                             hint="give a new or empty directory, or leave --root out (OUTDIR/.verify/root)")
+                             hint="give a new or empty directory, or leave --root out "
+                                  "(a temporary directory, removed after)")
     shutil.rmtree(root)
 
 
+class _Progress:
+    """One line per step on stderr (verify can take a while on a large image set)."""
+
+    def __init__(self, out: TextIO | None) -> None:
+        self.out = out
+        self.start = time.monotonic()
+
+    def __call__(self, text: str) -> None:
+        if self.out is not None:
+            self.out.write(f"verify: {text} ({time.monotonic() - self.start:.1f} s)\n")
+            self.out.flush()
+
+
+def _prepare_root(outdir: Path, root: Path | None) -> tuple[Path, Path, bool]:
+    """(device root, host-side scratch, remove after?). The scratch never lies inside OUTDIR."""
+    if root is None:
+        scratch = Path(tempfile.mkdtemp(prefix="edgebuild-verify-"))
+        device_root = scratch / "root"
+        device_root.mkdir()
+        return device_root.resolve(), (scratch / "host").resolve(), True
+    root = Path(root).resolve()
+    if root == outdir.resolve() or outdir.resolve() in root.parents:
+        raise EdgebuildError(f"--root {root} lies inside OUTDIR {outdir}; the device store stays out of the output",
+                             hint="give a directory outside OUTDIR, or leave --root out (a temporary directory)")
+    _fresh_root(root)
+    root.mkdir(parents=True, exist_ok=True)
+    (root / ROOT_MARKER).write_text("a device root laid out by edgebuild verify; replaced on every run\n")
+    return root, root / HOST_DIR, False
+
+
+def _stored_elsewhere(reference: str, stores: list[tuple[Path, str]]) -> list[str]:
+    """Names under which the digest of `reference` is stored (what podman's lenient lookup would accept)."""
+    if "@" not in reference:
+        return []
+    digest = reference.split("@", 1)[1]
+    names: list[str] = []
+    for store_root, driver in stores:
+        stored = read_store(store_root, driver)
+        for image_id, digests in stored.digests.items():
+            if digest in digests:
+                names += stored.names.get(image_id, [])
+    return names
+
+
+def _miss_detail(reference: str, resolution: Resolution | None, collapsed: list[BuilderEntry],
+                 elsewhere: list[str], mirror: str | None) -> str:
+    if collapsed:
+        entry = collapsed[0]
+        return (f"containers[{entry.index}] asks for it, but osbuild stores one name per image and keeps "
+                f"{entry.stored_name!r} for {entry.image}; render one entry per image (edgebuild render does)")
+    if elsewhere:
+        return (f"stored only as {', '.join(sorted(elsewhere))}: podman's lenient lookup would find it, CRI-O's "
+                "storage lookup does not (a digest resolves only under a repository the image is stored with)")
+    if "@" not in reference:
+        return ("referenced by tag, and no image is embedded under that tag: the device would pull the tag, "
+                "which an offline device cannot" + (f" (from {mirror})" if mirror else ""))
+    detail = "not in the image store under this reference"
+    return detail + (f"; the drop-in would pull it from {mirror}, which an offline device cannot reach" if mirror
+                     else "; and no drop-in mirror covers it")
+
+
 def verify(outdir: Path, *, root: Path | None = None, release_info: list[Path] | None = None,
-           authfile: str | None = None, arch: str | None = None) -> VerifyReport:
-    """Build the device root from OUTDIR/blueprint.toml and check it offline."""
+           authfile: str | None = None, arch: str | None = None, progress: TextIO | None | str = "stderr",
+           keep: bool = False) -> VerifyReport:
+    """Build the device's image store from OUTDIR/blueprint.toml as osbuild would and check it offline."""
     outdir = Path(outdir)
     blueprint_file = outdir / "blueprint.toml"
     if not blueprint_file.exists():
-        raise EdgebuildError(f"{blueprint_file} does not exist", hint="run 'edgebuild render' or 'edgebuild build' first")
+        raise EdgebuildError(f"{blueprint_file} does not exist",
+                             hint="run 'edgebuild render' or 'edgebuild build' first")
     blueprint = tomllib.loads(blueprint_file.read_text(encoding="utf-8"))
-    workdir = outdir / ".verify"
-    root = Path(root) if root else workdir / "root"
-    _fresh_root(root)
-    if workdir.exists():
-        shutil.rmtree(workdir)
-    workdir.mkdir(parents=True)
-    root.mkdir(parents=True, exist_ok=True)
-    (root / ROOT_MARKER).write_text("a device root laid out by edgebuild verify; replaced on every run\n")
-    root, workdir = root.resolve(), workdir.resolve()
+    say = _Progress(sys.stderr if progress == "stderr" else progress)  # type: ignore[arg-type]
+    root, host, remove = _prepare_root(outdir, root)
+    try:
+        return _verify_in(outdir, blueprint, root, host, list(release_info or []), authfile, arch, say)
+    finally:
+        if remove and not keep:
+            shutil.rmtree(root.parent, ignore_errors=True)
 
+
+def _verify_in(outdir: Path, blueprint: dict[str, Any], root: Path, host: Path, release_info: list[Path],
+               authfile: str | None, arch: str | None, say: _Progress) -> VerifyReport:
+    host.mkdir(parents=True, exist_ok=True)
     lay_files(blueprint, root)
-    storage_conf = write_storage_confs(root, workdir)
-    report = VerifyReport(root=root, storage_conf=storage_conf)
-    report.embedded = embed_containers(blueprint, root, workdir, authfile=authfile, arch=arch)
+    write_device_storage_conf(root)
+    driver = usable_driver(host)
+    image_store = DeviceStore(root / DEVICE_STORE.lstrip("/"), host / "build-run", driver)
+    runtime = DeviceStore(host / "var-lib-containers-storage", host / "run-containers-storage", driver,
+                          additional=(image_store.root,))
+    (host / "storage.conf").write_text(runtime.storage_conf(), encoding="utf-8")
+    report = VerifyReport(root=root, storage_conf=host / "storage.conf")
+
+    entries = builder_entries(blueprint)
+    to_store = {e.image: e for e in entries if not e.collapsed}
+    say(f"storing {len(to_store)} image(s) of {len(entries)} [[containers]] entries ({driver} driver)")
+    done = [0]
+
+    def stored(_source: str, name: str) -> None:
+        done[0] += 1
+        say(f"embedding {done[0]}/{len(to_store)} {name}")
+    for tls in (True, False):
+        batch = [(f"docker://{e.source}", e.stored_name) for e in to_store.values()
+                 if (e.tls_verify is not False) is tls]
+        if batch:
+            store_images(image_store, batch, src_tls_verify=tls, authfile=authfile, arch=arch, on_done=stored)
+    report.embedded = [e.stored_name for e in to_store.values()]
+    aliases = boot_time_names(root)
+    if aliases:
+        say(f"adding {len(aliases)} boot-time name(s) ({ALIAS_UNIT})")
+        add_names(runtime, aliases)
+
     report.manifests, objects = build_manifests(root)
-    needed = needed_images(outdir, objects, list(release_info or []))
-    found = find_offline(sorted(needed), storage_conf, workdir)
+    needed = needed_images(outdir, objects, release_info)
+    for entry in entries:
+        needed.setdefault(entry.name, f"blueprint containers[{entry.index}]")
+    say(f"looking up {len(needed)} reference(s) as CRI-O does")
+    found = resolve_all(runtime, sorted(needed))
     left_to_mirror = not_embedded(outdir)
+    stores = [(image_store.root, driver), (runtime.root, driver)]
     for reference, needed_by in sorted(needed.items()):
-        if reference in found:
+        resolution = found.get(reference)
+        if resolution is not None and resolution.ok:
             report.images.append(ImageCheck(reference, needed_by, "embedded"))
-            continue
-        if "@" not in reference:
-            report.images.append(ImageCheck(reference, needed_by, "missing",
-                                            "referenced by tag, and no image is embedded under that tag: the "
-                                            "device would pull the tag, which an offline device cannot"))
             continue
         mirror = _mirror_for(reference, root)
         if reference in left_to_mirror and mirror:
             report.images.append(ImageCheck(reference, needed_by, "mirror",
-                                            f"not embedded (--no-embed); the device pulls it from {mirror}"))
+                                            f"not embedded (--embed/--no-embed); the device pulls it from {mirror}"))
             continue
-        detail = "not in the image store under this reference"
-        detail += f"; the drop-in would pull it from {mirror}, which an offline device cannot reach" if mirror else \
-            "; and no drop-in mirror covers it"
+        collapsed = [e for e in entries if e.name == reference and e.collapsed]
+        detail = _miss_detail(reference, resolution, collapsed, _stored_elsewhere(reference, stores), mirror)
         report.images.append(ImageCheck(reference, needed_by, "missing", detail))
+    say("done: " + ("ok" if report.ok else f"{sum(not i.ok for i in report.images)} image problem(s)"))
     return report

@@ -17,8 +17,10 @@ REPO = Path(__file__).resolve().parents[1]
 SHARED = REPO.parent / "shared"
 
 # Fixtures with servers of their own: a real docker-registry per test, and the composer stand-in;
-# crd_schemas validates every render output a test writes under tmp_path (CRD schemas, OLM rules).
-pytest_plugins = ["tests.registry_fixtures", "tests.composer_standin", "tests.crd_schemas"]
+# crd_schemas validates every render output a test writes under tmp_path (CRD schemas, OLM rules);
+# bpcheck runs every rendered blueprint through the real image-builder code.
+pytest_plugins = ["tests.registry_fixtures", "tests.composer_standin", "tests.crd_schemas",
+                  "tests.bpcheck"]
 
 
 def require_tool(name: str) -> str:

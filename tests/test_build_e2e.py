@@ -54,6 +54,8 @@ def _plan_images(out: Path) -> list[dict]:
 def test_build_mirrors_renders_and_verifies(built: dict):
     out = built["out"]
     assert "verify: ok" in built["stdout"]
+    assert "edgebuild compose" in built["stdout"] and "next:" in built["stdout"]
+    assert not [p for p in out.rglob("*") if "verify" in p.name], "verify leaves nothing in OUTDIR"
     for name in ("blueprint.toml", "blueprint-installer.toml", "mapping.txt", "images.json", "plan.json",
                  "files/etc/containers/registries.conf.d/999-edgebuild-mirror.conf"):
         assert (out / name).is_file(), name
@@ -120,7 +122,9 @@ def test_embedded_image_runs_offline_from_the_device_store(built: dict, tmp_path
 
     app = next(i for i in _plan_images(built["out"]) if i["type"] == "additional")
     name = f"{app['source'].split('@')[0]}@{app['digest']}"
-    _podman_env(tmp_path, monkeypatch, built["out"] / ".verify" / "storage.conf")
+    root = tmp_path / "device-root"  # verify keeps a root given with --root; by default it removes its scratch
+    assert main(["verify", str(built["out"]), "--root", str(root)]) == 0
+    _podman_env(tmp_path, monkeypatch, root / ".edgebuild-host" / "storage.conf")
     container = Container(url=f"containers-storage:{name}", custom_entry_point="/bin/sleep",
                           extra_entrypoint_args=["600"], extra_launch_args=["--network", "none", "--init"])
     with ContainerLauncher.from_pytestconfig(container, PodmanRuntime(), pytestconfig) as launcher:

@@ -46,6 +46,7 @@ def rendered(tmp_path) -> tuple[Path, dict]:
     out = tmp_path / "out"
     plan = sample_plan(MIRROR)
     render_outputs(plan, sample_config(), RenderOptions(release_info=release_files(tmp_path), insecure_mirror=True,
+                                                        embed="all",
                                                         blueprint_name="edge-amq", blueprint_version="1.2.3"), out)
     return out, tomllib.loads((out / "blueprint.toml").read_text())
 

@@ -17,6 +17,7 @@ from typing import Any
 import jinja2
 import tomlkit
 
+from ..reference import ImageReference
 from .errors import BlueprintError, RenderError
 from .policy import check_blueprint
 
@@ -98,18 +99,106 @@ def check_version_pin(version: str) -> None:
         raise BlueprintError([f"microshift version {version!r} must be a package version such as 4.17.1 or 4.17.*"])
 
 
+ALIAS_UNIT = "edgebuild-image-names.service"
+ALIAS_UNIT_PATH = f"/etc/systemd/system/{ALIAS_UNIT}"
+_ALIAS_EXEC = "ExecStart=/usr/bin/skopeo copy --quiet containers-storage:{existing} containers-storage:{new}"
+
+
+@dataclass(frozen=True, slots=True)
+class StoredImage:
+    """One `[[containers]]` entry: the image osbuild stores once, under `name`.
+
+    `aliases` are the other names the device asks for: (existing reference, new tag name) pairs
+    that the boot-time unit adds before CRI-O starts. `covers` lists every device reference the
+    stored name and the aliases make resolvable.
+    """
+
+    source: str
+    name: str
+    tls_verify: bool | None
+    covers: tuple[str, ...]
+    aliases: tuple[tuple[str, str], ...] = ()
+
+
+def _alias_tag(digest: str) -> str:
+    """The tag a digest-only second name is stored under (a digest name cannot be added on the device)."""
+    return digest.replace(":", "-")
+
+
+def stored_images(images: list[EmbeddedImage]) -> list[StoredImage]:
+    """One entry per image (manifest digest), named so that every device reference resolves.
+
+    osbuild/images keys the skopeo stage's inputs by image ID (`newContainersInputForSources`,
+    `refs[c.ImageID]`, the last entry wins), so entries of one image collapse into one stored
+    name. containers/image's storage lookup finds `repo@D` for an image stored as `repo:tag`, so
+    the stored name is a tag reference whenever the device asks for one. Names under other
+    repositories (or other tags) become aliases added at boot by `ALIAS_UNIT`.
+    """
+    groups: dict[str, list[EmbeddedImage]] = {}
+    for image in images:
+        digest = ImageReference.parse(image.source).digest or image.source
+        groups.setdefault(digest, []).append(image)
+    out = []
+    for digest, members in groups.items():
+        refs = list(dict.fromkeys(m.name for m in members))
+        parsed = [ImageReference.parse(r) for r in refs]
+        primary = next((r for r, p in zip(refs, parsed, strict=True) if p.tag), refs[0])
+        primary_ref = ImageReference.parse(primary)
+        named = {primary_ref.name}
+        existing = f"{primary_ref.name}@{primary_ref.digest or digest}"
+        aliases: list[tuple[str, str]] = []
+        # Tags first: a tag alias also makes that repository's digest references resolve.
+        for ref, p in sorted(zip(refs, parsed, strict=True), key=lambda rp: rp[1].tag is None):
+            if ref == primary or (p.tag is None and p.name in named):
+                continue
+            new = f"{p.name}:{p.tag}" if p.tag else f"{p.name}:{_alias_tag(p.digest or digest)}"
+            if p.tag and (p.name, p.tag) == (primary_ref.name, primary_ref.tag):
+                continue
+            aliases.append((existing, new))
+            named.add(p.name)
+        out.append(StoredImage(members[0].source, primary, members[0].tls_verify, tuple(refs), tuple(aliases)))
+    return out
+
+
+def alias_unit(stored: list[StoredImage]) -> str | None:
+    """The systemd unit that adds the second names, or None when no image needs one.
+
+    Tested with skopeo 1.9.3: copying `containers-storage:A` to `containers-storage:B`, with A in
+    the read-only additional store, adds an image record for B in /var/lib/containers/storage
+    that reuses A's layers (nothing is copied), and `B@D` then resolves by the storage lookup.
+    """
+    lines = [_ALIAS_EXEC.format(existing=a, new=n) for s in stored for a, n in s.aliases]
+    if not lines:
+        return None
+    return ("# Written by edgebuild. One image is embedded once (osbuild stores one name per image); the\n"
+            "# device also asks for it under the names below, added before CRI-O and MicroShift start.\n"
+            "[Unit]\nDescription=edgebuild: add the other names of embedded container images\n"
+            "After=local-fs.target\nBefore=crio.service microshift.service\n\n"
+            "[Service]\nType=oneshot\nRemainAfterExit=yes\n" + "\n".join(lines) + "\n\n"
+            "[Install]\nWantedBy=multi-user.target crio.service\n")
+
+
 def edge_blueprint(name: str, description: str, version: str, distro: str, microshift_version: str | None,
                    directories: list[DeviceDirectory], files: list[DeviceFile],
                    images: list[EmbeddedImage]) -> dict[str, Any]:
     """The edge-commit/edge-container blueprint as data, in the legacy TOML key spelling."""
+    stored = stored_images(images)
+    unit = alias_unit(stored)
+    package_names = list(MICROSHIFT_PACKAGES)
+    services = ["microshift"]
+    files = list(files)
+    if unit:
+        package_names.append("skopeo")
+        services.append(ALIAS_UNIT)
+        files.append(DeviceFile(ALIAS_UNIT_PATH, unit))
     packages: list[dict[str, Any]] = []
-    for pkg in MICROSHIFT_PACKAGES:
+    for pkg in package_names:
         entry: dict[str, Any] = {"name": pkg}
-        if microshift_version:
+        if microshift_version and pkg in MICROSHIFT_PACKAGES:
             entry["version"] = microshift_version
         packages.append(entry)
     containers = []
-    for image in images:
+    for image in stored:
         entry = {"source": image.source, "name": image.name}
         if image.tls_verify is not None:
             entry["tls-verify"] = image.tls_verify
@@ -122,7 +211,7 @@ def edge_blueprint(name: str, description: str, version: str, distro: str, micro
         "packages": packages,
         "containers": containers,
         "customizations": {
-            "services": {"enabled": ["microshift"]},
+            "services": {"enabled": services},
             "firewall": {"ports": list(MICROSHIFT_PORTS),
                          "zones": [{"name": "trusted", "sources": list(MICROSHIFT_TRUSTED_SOURCES)}]},
             "directories": [{"path": d.path, "ensure_parents": d.ensure_parents} for d in directories],

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ..embed import EmbedTotals
 from ..reference import MirrorTarget
 
 DEFAULT_DISTRO = "rhel-94"
@@ -42,6 +43,10 @@ class RenderOptions:
     # Regular expressions over device references: matching images are not embedded; the device pulls
     # them from the mirror through the drop-in (it needs the mirror reachable). Catalogs are always embedded.
     no_embed: list[str] = field(default_factory=list)
+    # "installed": embed what the device runs (edgebuild.embed); "all": every selected image.
+    embed: str = "installed"
+    # {pull reference (mirror name@digest): sum of layer sizes}, when the caller could read the manifests.
+    image_sizes: dict[str, int | None] = field(default_factory=dict)
 
 
 @dataclass(slots=True)
@@ -55,4 +60,5 @@ class RenderResult:
     manifest_dirs: list[Path] = field(default_factory=list)
     cluster_resources: list[Path] = field(default_factory=list)
     containers: int = 0
+    embed_totals: EmbedTotals | None = None
     warnings: list[str] = field(default_factory=list)

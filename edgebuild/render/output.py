@@ -15,11 +15,20 @@ import uuid
 from pathlib import Path
 
 from ..config import ImageSetConfig
+from ..embed import check_mode, split_embedded, totals
 from ..errors import UsageError
 from ..plan import Plan, PlanImage, image_destination
 from ..reference import ImageReference, MirrorTarget
-from .blueprint import (DeviceDirectory, DeviceFile, EmbeddedImage, INSTALLER_TEMPLATE, check_version_pin,
-                        edge_blueprint, installer_blueprint, render_blueprint)
+from .blueprint import (
+    INSTALLER_TEMPLATE,
+    DeviceDirectory,
+    DeviceFile,
+    EmbeddedImage,
+    check_version_pin,
+    edge_blueprint,
+    installer_blueprint,
+    render_blueprint,
+)
 from .cluster import CatalogSourceSpec, catalog_sources, render_cluster_resources
 from .dropin import DropinOptions, render_dropin
 from .errors import RenderError
@@ -56,6 +65,9 @@ def render_outputs(plan: Plan, config: ImageSetConfig, options: RenderOptions, o
     tls_verify = False if options.insecure_mirror else None
     images = _embedded_images(plan, sources, releases, mirror, options.release_source, tls_verify)
     images, pulled = _split_no_embed(images, options.no_embed)
+    images, not_installed = split_embedded(images, plan, check_mode(options.embed), subscription_config)
+    pulled += not_installed
+    embed_totals = totals(options.image_sizes, [i.source for i in images], [i.source for i in pulled])
 
     ledger, subscribed = NamespaceLedger(), set()
     manifest_dirs: list[ManifestDir] = []
@@ -105,11 +117,13 @@ def render_outputs(plan: Plan, config: ImageSetConfig, options: RenderOptions, o
         BLUEPRINT_FILE: edge_text.encode(),
         INSTALLER_BLUEPRINT_FILE: installer_text.encode(),
         "mapping.txt": "".join(line + "\n" for line in plan.mapping_lines()).encode(),
-        "images.json": (json.dumps(_images_json(images) + _images_json(pulled, embedded=False), indent=2)
+        "images.json": (json.dumps(_images_json(images, sizes=options.image_sizes)
+                                   + _images_json(pulled, embedded=False, sizes=options.image_sizes), indent=2)
                         + "\n").encode(),
         "plan.json": plan.dumps().encode(),
     }
-    tree.update({f"files{f.path}": f.data.encode() for f in files})
+    # files/ holds every file of the blueprint, including those edge_blueprint adds (the image-names unit).
+    tree.update({f"files{f['path']}": f["data"].encode() for f in edge_doc["customizations"]["files"]})
     tree.update({f"cluster-resources/{name}": text.encode() for name, text in cluster_files.items()})
     empty_dirs = [f"files{d.path}" for d in directories]
     _write_tree(outdir, tree, empty_dirs)
@@ -118,7 +132,7 @@ def render_outputs(plan: Plan, config: ImageSetConfig, options: RenderOptions, o
         dropin=outdir / f"files{DROPIN_PATH}",
         manifest_dirs=[outdir / f"files{MANIFESTS_ROOT}/{d.name}" for d in manifest_dirs],
         cluster_resources=[outdir / "cluster-resources" / name for name in sorted(cluster_files)],
-        containers=len(images), warnings=warnings)
+        containers=len(edge_doc["containers"]), warnings=warnings, embed_totals=embed_totals)
 
 
 def _microshift_version(asked: str | None, releases: list[ReleaseImage], warnings: list[str]) -> str | None:
@@ -215,9 +229,11 @@ def _device_rules(plan: Plan, releases: list[ReleaseImage], mirror: MirrorTarget
     return unique_rules(rules)
 
 
-def _images_json(images: list[EmbeddedImage], embedded: bool = True) -> list[dict[str, object]]:
+def _images_json(images: list[EmbeddedImage], embedded: bool = True,
+                 sizes: dict[str, int | None] | None = None) -> list[dict[str, object]]:
     return [{"type": i.kind, "source": i.origin, "pullFrom": i.source, "deviceReference": i.name,
-             "digest": ImageReference.parse(i.name).digest, "embedded": embedded} for i in images]
+             "digest": ImageReference.parse(i.name).digest, "embedded": embedded,
+             "bytes": (sizes or {}).get(i.source)} for i in images]
 
 
 def _split_no_embed(images: list[EmbeddedImage], patterns: list[str]) -> tuple[list[EmbeddedImage],

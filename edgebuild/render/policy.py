@@ -22,6 +22,30 @@ SEMVER_RE = re.compile(
     r"(?:-((?:0|[1-9]\d*|\d*[a-zA-Z-][0-9a-zA-Z-]*)(?:\.(?:0|[1-9]\d*|\d*[a-zA-Z-][0-9a-zA-Z-]*))*))?"
     r"(?:\+([0-9a-zA-Z-]+(?:\.[0-9a-zA-Z-]+)*))?$")
 DISTRO_RE = re.compile(r"^[a-z][a-z0-9]*-[0-9][0-9.]*$")
+# Distributions osbuild/images knows that have edge-commit, edge-container and edge-installer, from
+# osbuild/images 1146ec23c data/distrodefs/rhel.yaml (the `match` patterns of rhel-8, rhel-9 and their
+# rebuilds; rhel-10, centos-10 and fedora have no edge image types) and checked one by one with
+# ../shared/tools/osbuild-images/bpcheck (tests/test_device_distro.py). `rhel-9` alone is no distribution.
+EDGE_DISTROS: tuple[tuple[str, re.Pattern[str]], ...] = (
+    ("rhel-8.N (or rhel-8N)", re.compile(r"^rhel-8\.?[0-9]{1,2}$")),
+    ("rhel-9.N (or rhel-9N)", re.compile(r"^rhel-9\.?[0-9]{1,2}$")),
+    ("centos-8", re.compile(r"^centos-8$")),
+    ("centos-9", re.compile(r"^centos-9$")),
+    ("almalinux-8.N", re.compile(r"^almalinux-8\.[0-9]{1,2}$")),
+    ("almalinux-9.N", re.compile(r"^almalinux-9\.[0-9]{1,2}$")),
+    ("rocky-8.N", re.compile(r"^rocky-8\.[0-9]{1,2}$")),
+    ("rocky-9.N", re.compile(r"^rocky-9\.[0-9]{1,2}$")),
+)
+EDGE_IMAGE_TYPES = ("edge-commit", "edge-container", "edge-installer")
+
+
+def distro_problem(distro: str, image_type: str = "edge-commit") -> str | None:
+    """Why osbuild would refuse `distro` for an edge image type, or None when it builds it."""
+    if image_type in EDGE_IMAGE_TYPES and not any(p.match(distro) for _, p in EDGE_DISTROS):
+        valid = ", ".join(label for label, _ in EDGE_DISTROS)
+        return (f"distro {distro!r} has no {image_type} image type in osbuild/images (a distribution needs its "
+                f"minor version, e.g. rhel-9.6; rhel-10 has no edge types); valid: {valid}")
+    return None
 MODE_RE = re.compile(r"^0?[0-7]{3}$")
 USER_RE = re.compile(r"^[A-Za-z0-9_.][A-Za-z0-9_.-]{0,31}$")
 GROUP_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_-]{0,31}$")
@@ -135,6 +159,8 @@ def check_blueprint(doc: dict[str, Any], ostree: bool = True) -> list[str]:
     distro = doc.get("distro")
     if distro is not None and (not isinstance(distro, str) or not DISTRO_RE.match(distro)):
         problems.append(f"distro {distro!r} must look like rhel-94 or centos-9")
+    elif ostree and isinstance(distro, str) and (problem := distro_problem(distro)):
+        problems.append(problem)
     for key in ("packages", "modules"):
         for i, pkg in enumerate(doc.get(key) or []):
             if not isinstance(pkg, dict) or not isinstance(pkg.get("name"), str) or not pkg["name"]:

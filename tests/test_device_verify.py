@@ -1,0 +1,80 @@
+"""verify fails, naming the reference, where the device would fail and a lenient check would not:
+a digest stored only under another repository (podman finds it, CRI-O's lookup does not), and two
+[[containers]] entries of one image, which osbuild stores under one name. Real registry, real skopeo,
+and podman shown to be lenient on the very store verify built."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from edgebuild.cli import main
+from tests.conftest import require_tool
+from tests.ocibuild import OciLayout
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture
+def pushed(registry, tmp_path: Path) -> dict:
+    require_tool("skopeo")
+    layout = OciLayout.create(tmp_path / "layout")
+    desc = layout.add_image([{"etc/hello.txt": b"hello\n"}])
+    layout.tag(desc, "v1")
+    source = f"{registry.host}/edge/hello"
+    subprocess.run(["skopeo", "copy", "--quiet", "--dest-tls-verify=false", f"oci:{layout.root}:v1",
+                    f"docker://{source}:v1"], check=True)
+    return {"source": f"{source}@{desc['digest']}", "digest": desc["digest"]}
+
+
+def _outdir(tmp_path: Path, containers: list[dict], plan_images: list[dict] | None = None) -> Path:
+    out = tmp_path / "out"
+    out.mkdir()
+    lines = ['name = "t"', 'version = "0.0.1"', 'distro = "rhel-9.6"']
+    for c in containers:
+        lines += ["[[containers]]", f'source = "{c["source"]}"', f'name = "{c["name"]}"', "tls-verify = false"]
+    (out / "blueprint.toml").write_text("\n".join(lines) + "\n")
+    (out / "plan.json").write_text(json.dumps({"images": plan_images or []}))
+    return out
+
+
+def test_a_digest_stored_under_another_repository_fails_although_podman_finds_it(pushed, tmp_path, capsys):
+    d = pushed["digest"]
+    asked = f"quay.io/team/hello@{d}"
+    out = _outdir(tmp_path, [{"source": pushed["source"], "name": f"registry.example.com/other/hello@{d}"}],
+                  [{"source": asked, "type": "related", "digest": d, "neededBy": ["pkg/pkg.v1"]}])
+    root = tmp_path / "root"
+    assert main(["verify", str(out), "--root", str(root)]) == 1
+    captured = capsys.readouterr()
+    assert f"MISSING {asked}" in captured.out and "podman's lenient lookup would find it" in captured.out
+    assert "registry.example.com/other/hello@" in captured.out
+    assert "verify: embedding 1/1 " in captured.err and "verify: looking up" in captured.err  # progress on stderr
+    # The lenient answer verify refuses to trust: podman on the same stores says the image exists.
+    require_tool("podman")
+    env = {**os.environ, "CONTAINERS_STORAGE_CONF": str(root / ".edgebuild-host" / "storage.conf")}
+    lenient = subprocess.run(["podman", "image", "exists", asked], check=False, env=env, capture_output=True, text=True)
+    assert lenient.returncode == 0, lenient.stderr
+
+
+def test_two_entries_of_one_image_collapse_and_the_lost_name_fails(pushed, tmp_path, capsys):
+    """Issue 9 case 1: a tag and a digest of one image as two entries; osbuild keeps the last name only."""
+    d = pushed["digest"]
+    tag_ref, digest_ref = "quay.io/team/hello-app:v1", f"quay.io/other/hello-app@{d}"
+    out = _outdir(tmp_path, [{"source": pushed["source"], "name": tag_ref},
+                             {"source": pushed["source"], "name": digest_ref}])
+    assert main(["verify", str(out)]) == 1
+    text = capsys.readouterr().out
+    assert f"MISSING {tag_ref}" in text and "osbuild stores one name per image" in text
+    assert f"found   {digest_ref}" in text
+    assert "embedded images: 1" in text
+    assert not [p for p in out.iterdir() if p.name not in ("blueprint.toml", "plan.json")]  # nothing left in OUT
+
+
+def test_root_inside_outdir_is_refused(pushed, tmp_path, capsys):
+    out = _outdir(tmp_path, [{"source": pushed["source"], "name": "quay.io/team/hello:v1"}])
+    assert main(["verify", str(out), "--root", str(out / "root")]) == 1
+    assert "lies inside OUTDIR" in capsys.readouterr().err
