@@ -307,8 +307,9 @@ def parse_config(text: str, path: str = "<config>") -> ImageSetConfig:
 def _compose_single(text: str, path: str) -> yaml.Node | None:
     """The one document of `text` as a node tree, built without recursion (yamlnodes.py), so any
     nesting depth is an ordinary configuration; YAML errors carry their line, never a position."""
-    loader = yaml.SafeLoader(text)
+    loader = None
     try:
+        loader = yaml.SafeLoader(text)  # checks the characters already
         documents = compose_documents(loader)
         root = next(documents, None)
         extra = next(documents, None)
@@ -319,7 +320,8 @@ def _compose_single(text: str, path: str) -> yaml.Node | None:
         return root
     except yaml.reader.ReaderError as exc:  # a character YAML does not allow: located by position only
         line = text.count("\n", 0, exc.position) + 1
-        raise ConfigErrors([ConfigError(f"not valid YAML: character {exc.character!r} is not allowed", file=path,
+        code = exc.character if isinstance(exc.character, int) else ord(exc.character)
+        raise ConfigErrors([ConfigError(f"not valid YAML: control character U+{code:04X} is not allowed", file=path,
                                         line=line, hint="remove the control character")]) from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None) or getattr(exc, "context_mark", None)
@@ -327,7 +329,8 @@ def _compose_single(text: str, path: str) -> yaml.Node | None:
         raise ConfigErrors([ConfigError(f"not valid YAML: {_cut(problem)}", file=path,
                                         line=mark.line + 1 if mark else 1)]) from None
     finally:
-        loader.dispose()
+        if loader is not None:
+            loader.dispose()
 
 
 def _read_root(r: _Reader, root: yaml.Node) -> ImageSetConfig | None:
