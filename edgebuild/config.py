@@ -294,7 +294,7 @@ def parse_config(text: str, path: str = "<config>") -> ImageSetConfig:
     reader = _Reader(path)
     root = _compose_single(text, path)
     if root is None:
-        raise ConfigErrors([ConfigError("the file is empty", file=path,
+        raise ConfigErrors([ConfigError("the file is empty", file=path, line=1,
                                         hint="run 'edgebuild init' for a starting configuration")])
     config = _read_root(reader, root)
     if reader.errors:
