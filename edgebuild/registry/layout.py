@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import RegistryError
-from ..fsutil import commit_file, write_atomic
+from ..fsutil import commit_file, pause_point, write_atomic
 from .endpoints import BlobOpener, BlobOutcome, transfer_with_retries
 from .manifest import OCI_INDEX, Descriptor, Manifest, parse_manifest
 from .retry import RetryPolicy
@@ -211,6 +211,7 @@ class LayoutEndpoint:
                 with opener() as (chunks, _size):
                     for chunk in verified_chunks(chunks, desc, origin, count):
                         out.write(chunk)
+                        pause_point("layout-blob-partly-written")
                 commit_file(out, tmp, path)
         except BaseException:
             Path(tmp).unlink(missing_ok=True)
