@@ -66,7 +66,7 @@ def _compose_one(loader: Any, get_event: Any) -> yaml.Node | None:
             keys.append(None)
 
 
-def _node_of(loader: Any, event: yaml.Event, anchors: dict[str, yaml.Node]) -> yaml.Node:
+def _node_of(loader: Any, event: Any, anchors: dict[str, yaml.Node]) -> yaml.Node:
     if isinstance(event, yaml.AliasEvent):
         if event.anchor not in anchors:
             raise ComposerError(None, None, f"found undefined alias {event.anchor!r}", event.start_mark)

@@ -7,7 +7,6 @@ each is refused with the limit and the option named, exit 1, and nothing is left
 
 from __future__ import annotations
 
-import io
 import shutil
 import subprocess
 import tarfile

@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import BinaryIO
 
 from ..errors import CatalogError
-from .extract_budget import BudgetTally, ExtractBudget, default_budget
+from .extract_budget import BudgetTally, ExtractBudget, ObservedReader, default_budget
 
 WHITEOUT_PREFIX = ".wh."
 OPAQUE_WHITEOUT = ".wh..wh..opq"
@@ -47,24 +47,17 @@ class LayerBlob:
     size: int | None = None
 
 
-class _HashingReader(io.RawIOBase):
+class _HashingReader(ObservedReader):
     """Reads a stream while computing its sha256 and size, to check the blob once it is consumed."""
 
     def __init__(self, raw: BinaryIO) -> None:
-        self._raw = raw
+        super().__init__(raw, self._count)
         self.sha256 = hashlib.sha256()
         self.size = 0
 
-    def readable(self) -> bool:
-        return True
-
-    def readinto(self, buffer: bytearray | memoryview) -> int:  # type: ignore[override]
-        data = self._raw.read(len(buffer))
-        n = len(data)
-        buffer[:n] = data
+    def _count(self, data: bytes) -> None:
         self.sha256.update(data)
-        self.size += n
-        return n
+        self.size += len(data)
 
 
 def extract_configs(layers: Iterable[LayerBlob], target: Path, configs_dir: str,

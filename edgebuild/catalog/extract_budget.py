@@ -129,13 +129,12 @@ class BudgetTally:
         return io.BufferedReader(_RatioReader(stream, compressed, self, layer), buffer_size=1 << 20)  # type: ignore[return-value]
 
 
-class _RatioReader(io.RawIOBase):
-    def __init__(self, raw: BinaryIO, compressed: Callable[[], int], tally: BudgetTally, layer: str) -> None:
+class ObservedReader(io.RawIOBase):
+    """A raw reader over `raw` that shows each piece read to `observe` (which may raise to stop)."""
+
+    def __init__(self, raw: BinaryIO, observe: Callable[[bytes], None]) -> None:
         self._raw = raw
-        self._compressed = compressed
-        self._tally = tally
-        self._layer = layer
-        self.size = 0
+        self._observe = observe
 
     def readable(self) -> bool:
         return True
@@ -144,9 +143,21 @@ class _RatioReader(io.RawIOBase):
         data = self._raw.read(len(buffer))
         n = len(data)
         buffer[:n] = data
-        self.size += n
+        self._observe(data)
+        return n
+
+
+class _RatioReader(ObservedReader):
+    def __init__(self, raw: BinaryIO, compressed: Callable[[], int], tally: BudgetTally, layer: str) -> None:
+        super().__init__(raw, self._check)
+        self._compressed = compressed
+        self._tally = tally
+        self._layer = layer
+        self.size = 0
+
+    def _check(self, data: bytes) -> None:
+        self.size += len(data)
         ratio = self._tally.budget.ratio
         if self.size > RATIO_FLOOR and self.size > ratio * max(1, self._compressed()):
             raise self._tally.refuse(self._layer, f"{_size(self.size)} decompressed from "
                                      f"{_size(self._compressed())}", "ratio", f"{ratio}:1")
-        return n
