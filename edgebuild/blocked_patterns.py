@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from typing import Any
 
-import re2
+import re2  # type: ignore[import-untyped]
 
 
 class GoRegexpError(ValueError):
