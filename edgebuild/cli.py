@@ -34,6 +34,9 @@ def _key_value(text: str) -> tuple[str, str]:
     ref, sep, path = text.partition("=")
     if not sep or not ref or not path:
         raise argparse.ArgumentTypeError(f"expected REF=PATH, got {text!r}")
+    from .fsutil import path_length_problem
+    if problem := path_length_problem(path):
+        raise argparse.ArgumentTypeError(f"PATH of {ref}: {problem}")
     return ref, path
 
 

@@ -22,6 +22,7 @@ import yaml
 
 from .blocked_patterns import GoRegexpError, compile_go_regexp
 from .errors import ConfigError, ConfigErrors
+from .fsutil import path_length_problem
 from .reference import ImageReference, ReferenceError
 from .semver import Version, VersionError
 from .yamlnodes import compose_documents
@@ -659,8 +660,6 @@ def _check_reference(r: _Reader, node: yaml.Node, fld: str, text: str) -> None:
 
 _NAME_MAX = 255
 _TAG_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$")
-_FILE_NAME_MAX = 255  # bytes of one path component (NAME_MAX on Linux)
-_PATH_MAX = 4095  # bytes of a whole path (PATH_MAX less the NUL)
 
 
 def _check_tag(r: _Reader, node: yaml.Node | None, fld: str, tag: str | None) -> None:
@@ -677,17 +676,9 @@ def _check_target_repo(r: _Reader, node: yaml.Node | None, fld: str, repo: str |
 
 def _check_path_lengths(r: _Reader, node: yaml.Node, fld: str, path: str) -> None:
     """A filesystem path the run will create or read: refused here rather than by the kernel later."""
-    data = path.encode("utf-8", "surrogateescape")
-    if "\x00" in path:
-        r.error(node, fld, "the path contains a NUL character")
-    elif len(data) > _PATH_MAX:
-        r.error(node, fld, f"the path is {len(data)} bytes; Linux allows at most {_PATH_MAX}", "use a shorter path")
-    else:
-        longest = max(path.split("/"), key=lambda part: len(part.encode("utf-8", "surrogateescape")))
-        size = len(longest.encode("utf-8", "surrogateescape"))
-        if size > _FILE_NAME_MAX:
-            r.error(node, fld, f"path component {longest!r} is {size} bytes; Linux allows at most {_FILE_NAME_MAX} "
-                    "per file or directory name", "use a shorter name")
+    problem = path_length_problem(path)
+    if problem:
+        r.error(node, fld, problem, "use a shorter path")
 
 
 def catalog_unique_name(op: OperatorSpec) -> str:

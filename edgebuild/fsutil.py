@@ -118,3 +118,22 @@ def pause_point(step: str) -> None:
         sys.stderr.write(f"edgebuild: paused at {step}\n")
         sys.stderr.flush()
         time.sleep(3600)
+
+
+FILE_NAME_MAX = 255  # bytes of one path component (NAME_MAX on Linux)
+PATH_MAX = 4095  # bytes of a whole path (PATH_MAX less the NUL)
+
+
+def path_length_problem(path: str) -> str | None:
+    """Why the kernel would refuse `path` by its length or a NUL (None: it would not), said before it is used."""
+    if "\x00" in path:
+        return "the path contains a NUL character"
+    data = path.encode("utf-8", "surrogateescape")
+    if len(data) > PATH_MAX:
+        return f"the path is {len(data)} bytes; Linux allows at most {PATH_MAX}"
+    longest = max(path.split("/"), key=lambda part: len(part.encode("utf-8", "surrogateescape")))
+    size = len(longest.encode("utf-8", "surrogateescape"))
+    if size > FILE_NAME_MAX:
+        shown = longest if len(longest) <= 60 else f"{longest[:40]}…{longest[-12:]}"
+        return f"path component {shown!r} is {size} bytes; Linux allows at most {FILE_NAME_MAX} per name"
+    return None

@@ -104,3 +104,15 @@ def test_go_syntax_accepted_as_oc_mirror_does() -> None:
     assert len(config.blocked_images) == 2
     with pytest.raises(ConfigErrors, match="invalid escape sequence"):
         parse_config(V2 + ADD + "  blockedImages:\n  - name: 'a\\Z'\n")
+
+
+def test_overlong_paths_on_the_command_line(tmp_path: Path) -> None:
+    isc = tmp_path / "isc.yaml"
+    isc.write_text(V2 + ADD)
+    long = str(tmp_path / ("d" * 300))
+    result = run_cli(["plan", "-c", str(isc), "--catalog-content", f"quay.io/a/b:1={long}"])
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert "argument --catalog-content: PATH of quay.io/a/b:1: path component" in result.stderr
+    assert "is 300 bytes; Linux allows at most 255 per name" in result.stderr
+    result = run_cli(["mirror", "-c", str(isc), "--to", f"file://{long}"])
+    assert_clean_failure(result, 2, "is 300 bytes; Linux allows at most 255 per name")

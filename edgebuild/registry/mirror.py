@@ -28,8 +28,8 @@ from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import Any, TextIO
 
-from ..errors import EdgebuildError, RegistryError
-from ..fsutil import locked_directory, pause_point, write_atomic
+from ..errors import EdgebuildError, RegistryError, UsageError
+from ..fsutil import locked_directory, path_length_problem, pause_point, write_atomic
 from ..plan import Plan, PlanImage, image_destination
 from ..reference import ImageReference, MirrorTarget
 from .archive import (ArchivedLayout, SequenceWritten, blob_repositories, blob_sequence, find_archives,
@@ -359,6 +359,8 @@ def mirror_to_disk(plan: Plan, directory: str | os.PathLike[str], options: Mirro
     """
     options = options or MirrorOptions()
     root = parse_dir(directory)
+    if problem := path_length_problem(str(root.absolute())):
+        raise UsageError(f"--to file://{root}: {problem}", "choose a shorter directory")
     try:
         root.mkdir(parents=True, exist_ok=True)
     except OSError as exc:

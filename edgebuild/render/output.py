@@ -28,7 +28,7 @@ from pathlib import Path
 
 from ..config import ImageSetConfig
 from ..errors import UsageError
-from ..fsutil import exchange_paths, fsync_dir, locked_directory, pause_point
+from ..fsutil import exchange_paths, fsync_dir, locked_directory, path_length_problem, pause_point
 from ..plan import Plan, PlanImage, image_destination
 from ..reference import ImageReference, MirrorTarget
 from .blueprint import (DeviceDirectory, DeviceFile, EmbeddedImage, INSTALLER_TEMPLATE, check_version_pin,
@@ -261,6 +261,8 @@ def _read_ca(path: Path) -> str:
 
 def _check_replaceable(outdir: Path) -> None:
     """Refuse to replace a directory that is not an earlier render output (or empty), or a mount point."""
+    if problem := path_length_problem(str(outdir.absolute())):
+        raise UsageError(f"-o {outdir}: {problem}", "choose a shorter OUTDIR")
     if not outdir.exists():
         return
     if not outdir.is_dir():
