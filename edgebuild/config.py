@@ -711,7 +711,7 @@ def _check_duplicates(r: _Reader, config: ImageSetConfig, node: yaml.Node) -> No
             continue
         if name in seen:
             r.errors.append(ConfigError(
-                f"catalog {name!r}: duplicate found in configuration", file=r.path, line=op.line,
+                _cut(f"catalog {name!r}: duplicate found in configuration"), file=r.path, line=op.line,
                 field=f"mirror.operators[{i}].catalog",
                 hint="merge the packages into one entry, or give one of them a different targetCatalog/targetTag"))
         seen[name] = op

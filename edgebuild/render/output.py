@@ -280,6 +280,23 @@ def _is_output(outdir: Path) -> bool:
 
 
 _KNOWN_TOP = frozenset({BLUEPRINT_FILE, INSTALLER_BLUEPRINT_FILE, "mapping.txt", "images.json", "plan.json"})
+_SCRATCH_DIRS = frozenset({".verify"})  # verify's scratch device root and image store (verify.py), rebuilt per run
+
+
+def _output_files(outdir: Path) -> list[str]:
+    """Relative paths of the files and links of an output, scratch directories left out (not walked)."""
+    out: list[str] = []
+    stack = [""]
+    while stack:
+        rel_dir = stack.pop()
+        for entry in os.scandir(outdir / rel_dir if rel_dir else outdir):
+            rel = f"{rel_dir}/{entry.name}" if rel_dir else entry.name
+            if entry.is_dir(follow_symlinks=False):
+                if rel not in _SCRATCH_DIRS:
+                    stack.append(rel)
+            else:
+                out.append(rel)
+    return sorted(out)
 
 
 def _files_added_by_user(outdir: Path, tree: dict[str, bytes]) -> list[str]:
@@ -293,10 +310,7 @@ def _files_added_by_user(outdir: Path, tree: dict[str, bytes]) -> list[str]:
     except (OSError, ValueError, AttributeError):
         listed = None  # unreadable: everything under files/ counts as ours
     added = []
-    for path in sorted(outdir.rglob("*")):
-        if path.is_dir() and not path.is_symlink():
-            continue
-        rel = path.relative_to(outdir).as_posix()
+    for rel in _output_files(outdir):
         ours = (rel in tree or rel in _KNOWN_TOP or rel.startswith("cluster-resources/")
                 or (rel.startswith("files/") and (listed is None or rel in listed)))
         if not ours:
