@@ -14,10 +14,9 @@ from collections.abc import Callable, Sequence
 
 from . import __version__
 from .errors import EdgebuildError, UsageError
+from .imagetypes import IMAGE_TYPES
 
 log = logging.getLogger("edgebuild")
-
-IMAGE_TYPES = ("edge-commit", "edge-container", "edge-installer")
 
 
 def _bool_flag(text: str) -> bool:
@@ -38,6 +37,14 @@ def _key_value(text: str) -> tuple[str, str]:
     if problem := path_length_problem(path):
         raise argparse.ArgumentTypeError(f"PATH of {ref}: {problem}")
     return ref, path
+
+
+def _go_duration(text: str) -> str:
+    """--catalog-poll-interval: OLM decodes it as a Go duration (checked as time.ParseDuration does)."""
+    from .render.validate import check_poll_interval
+    if problem := check_poll_interval(text):
+        raise argparse.ArgumentTypeError(f"{problem}; write a Go duration such as 30m or 24h")
+    return text
 
 
 def _common_parent() -> argparse.ArgumentParser:
@@ -109,15 +116,47 @@ def _add_render_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--no-embed", action="append", default=[], metavar="REGEX",
                    help="do not embed images whose reference matches; the device pulls them from the mirror "
                         "through the drop-in (it must reach the mirror); repeatable")
-    g.add_argument("--catalog-poll-interval", metavar="DURATION",
-                   help="enable CatalogSource updateStrategy polling (e.g. 30m); off by default on a device")
+    g.add_argument("--catalog-poll-interval", metavar="DURATION", type=_go_duration,
+                   help="registryPoll interval (a Go duration: 30m, 24h) of the cluster CatalogSources whose image "
+                        "is a tag; never on a device, whose catalog is embedded by digest")
+
+
+def _add_pruning_options(p: argparse.ArgumentParser, dry_run: bool) -> None:
+    g = p.add_argument_group("pruning (v1alpha2 with storageConfig, as oc-mirror v1)")
+    g.add_argument("--skip-pruning", action="store_true",
+                   help="keep in the mirror what earlier runs mirrored and this image set no longer holds (as in "
+                        "oc-mirror v1, later runs do not prune it either)")
+    if dry_run:
+        g.add_argument("--pruning-plan", metavar="FILE",
+                       help="with --dry-run: where to write what pruning would delete (default ./pruning-plan.json)")
+
+
+def _add_delete_command(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
+    p = sub.add_parser("delete", parents=[common],
+                       help="delete mirrored images in two steps (oc-mirror v2 delete, v2alpha1): --generate, "
+                            "review, --delete-yaml-file")
+    p.add_argument("destination", metavar="docker://HOST[:PORT][/NS]", help="the mirror to delete from")
+    p.add_argument("-c", "--config", action="append", default=[], metavar="FILE",
+                   help="a DeleteImageSetConfiguration (what to delete, with --generate) and/or the current "
+                        "ImageSetConfiguration (what must stay: never listed nor deleted); told apart by kind")
+    p.add_argument("--catalog-content", type=_key_value, action="append", default=[], metavar="REF=PATH")
+    p.add_argument("--generate", action="store_true",
+                   help="write WORKSPACE/working-dir/delete/delete-images.yaml to review; deletes nothing")
+    p.add_argument("--workspace", metavar="file://DIR", help="where --generate writes the delete files")
+    p.add_argument("--delete-id", metavar="ID", help="suffix of the generated file names (delete-images-ID.yaml)")
+    p.add_argument("--delete-yaml-file", metavar="FILE", help="the reviewed delete-images.yaml whose images to delete")
+    p.set_defaults(handler=_pipeline("run_delete"))
 
 
 def build_parser() -> argparse.ArgumentParser:
     common = _common_parent()
     parser = argparse.ArgumentParser(
         prog="edgebuild",
-        description="Build RHEL for Edge images with MicroShift operators from an oc-mirror ImageSetConfiguration.")
+        description="Build RHEL for Edge images with MicroShift operators from an oc-mirror ImageSetConfiguration.",
+        epilog="Selection rules: mirror.openshift.io/v1alpha2 follows oc-mirror v1 (checked against oc-mirror 4.17); "
+               "v2alpha1 follows oc-mirror v2 as of release-4.18 and later (heads of every channel when none is "
+               "given, ranges over every channel, errors for an empty selection or a filtered-out default "
+               "channel), not the 4.17 v2 technology preview, which differed in all those points.")
     parser.add_argument("--version", action="version", version=f"edgebuild {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
@@ -160,6 +199,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--parallel", type=int, default=4, metavar="N", help="blob transfers at once, default 4")
     p.add_argument("--release-info", action="append", default=[], metavar="FILE",
                    help="MicroShift release-info JSON whose images are mirrored too; repeatable")
+    _add_pruning_options(p, dry_run=True)
     p.set_defaults(handler=_pipeline("run_mirror"))
 
     p = sub.add_parser("render", parents=[common], help="write drop-in, manifests, cluster resources and blueprint")
@@ -175,6 +215,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-o", "--output", required=True, metavar="OUTDIR")
     p.add_argument("--parallel", type=int, default=4, metavar="N")
     p.add_argument("--skip-verify", action="store_true", help="do not run the offline device check")
+    _add_pruning_options(p, dry_run=False)
     _add_render_options(p)
     p.set_defaults(handler=_pipeline("run_build"))
 
@@ -200,6 +241,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--url", help="ostree repo URL (edge-installer: the served edge-container)")
     p.add_argument("--timeout", type=int, default=7200, metavar="SECONDS", help="give up waiting after this long")
     p.set_defaults(handler=_pipeline("run_compose"))
+
+    _add_delete_command(sub, common)
 
     p = sub.add_parser("convert", parents=[common], help="turn an oc-mirror ICSP or IDMS file into a CRI-O drop-in")
     p.add_argument("kind", choices=("icsp", "idms"))

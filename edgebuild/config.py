@@ -158,18 +158,25 @@ class _Reader:
             self.error(node, fld, f"must be a mapping, found {_kind(node)}")
             return {}
         out: dict[str, yaml.Node] = {}
+        spelled: dict[str, str] = {}  # canonical field -> the spelling that set it
         for key_node, value_node in node.value:
-            key = key_node.value if isinstance(key_node, yaml.ScalarNode) else str(key_node)
-            sub = f"{fld}.{key}" if fld else key
-            if key not in allowed:
-                near = difflib.get_close_matches(key, allowed, n=1, cutoff=0.6)
+            given = key_node.value if isinstance(key_node, yaml.ScalarNode) else str(key_node)
+            key = field_name(given, allowed)
+            sub = f"{fld}.{key or given}" if fld else (key or given)
+            if key is None:
+                near = difflib.get_close_matches(given, allowed, n=1, cutoff=0.6)
                 hint = f"did you mean '{near[0]}'?" if near else f"valid fields here: {', '.join(allowed)}"
                 self.error(key_node, sub, "unknown field", hint)
                 continue
-            if key in out:
+            if key in out and spelled[key] == given:
                 self.error(key_node, sub, "field given twice")
                 continue
+            if key in out:
+                # Go's decoder lets the later key win when two differ only in case; so do we, aloud.
+                self.warn(key_node, sub, f"'{spelled[key]}' and '{given}' name the same field (names match "
+                          f"ignoring case, as in oc-mirror); the later one, '{given}', is used")
             out[key] = value_node
+            spelled[key] = given
         for key in required:
             if key not in out:
                 self.error(node, f"{fld}.{key}" if fld else key, "required field is missing")
@@ -227,6 +234,15 @@ def _cut(text: str) -> str:
         word = match.group(0)
         return f"{word[:_SHOWN_WORD - 20]}…{word[-12:]} ({len(word)} characters)"
     return _LONG_WORD_RE.sub(shorten, text) if len(text) > _SHOWN_WORD else text
+
+
+def field_name(given: str, allowed: tuple[str, ...]) -> str | None:
+    """The field `given` names, matched as oc-mirror's decoder (Go encoding/json) matches: the exact
+    name first, else the one equal ignoring case (`additionalimages` is `additionalImages`)."""
+    if given in allowed:
+        return given
+    folded = given.casefold()
+    return next((name for name in allowed if name.casefold() == folded), None)
 
 
 def _kind(node: yaml.Node) -> str:
@@ -338,7 +354,7 @@ def _read_root(r: _Reader, root: yaml.Node) -> ImageSetConfig | None:
     if not isinstance(root, yaml.MappingNode):
         r.error(root, "", f"the document must be a mapping, found {_kind(root)}")
         return None
-    keys = {k.value: v for k, v in root.value if isinstance(k, yaml.ScalarNode)}
+    keys = {field_name(k.value, ("apiVersion",)): v for k, v in root.value if isinstance(k, yaml.ScalarNode)}
     api_node = keys.get("apiVersion")
     api = api_node.value if isinstance(api_node, yaml.ScalarNode) else None
     if api not in (API_V1, API_V2):
@@ -618,11 +634,23 @@ def _read_versions(r: _Reader, keys: dict[str, yaml.Node], fld: str, target: Pac
     """minVersion / maxVersion / minBundle of a package or channel, with semver and order checks."""
     parse: Callable[[str], Version] = Version.parse if api == API_V1 else Version.parse_lenient
     parsed: dict[str, Version] = {}
+    numbers = {k for k in ("minVersion", "maxVersion") if k in keys and _is_number(keys[k])} if api == API_V1 else set()
+    ignored = _v1_ignored_range(r, keys, fld, what) if api == API_V1 and not numbers else set()
     for key, attr in (("minVersion", "min_version"), ("maxVersion", "max_version")):
-        if key not in keys:
+        if key not in keys or key in ignored:
+            continue
+        if key in numbers:
+            # oc-mirror v1 decodes YAML through JSON: an unquoted 1.2 is a number and the file is refused.
+            r.error(keys[key], f"{fld}.{key}", f"{what}: {key} {keys[key].value} is a number, not a string; oc-mirror "
+                    f"v1 refuses the file (json: cannot unmarshal number into Go struct field … of type string)",
+                    f"quote it and give X.Y.Z: {key}: \"{Version.parse_lenient(keys[key].value)}\""
+                    if Version.try_parse(keys[key].value, lenient=True) else "quote it")
             continue
         text = r.version_string(keys[key], f"{fld}.{key}")
         if text is None:
+            continue
+        if api == API_V1 and key == "maxVersion" and Version.try_parse(text) is None and _is_v1_range(f"<={text}"):
+            setattr(target, attr, text)  # a blang wildcard such as 1.2.x: a valid bound in oc-mirror v1
             continue
         try:
             parsed[key] = parse(text)
@@ -645,6 +673,52 @@ def _read_versions(r: _Reader, keys: dict[str, yaml.Node], fld: str, target: Pac
         r.error(keys.get("minVersion") or keys.get("maxVersion"), f"{fld}",
                 f"{what}: Full: true cannot be mixed with versionRange",
                 "remove 'full: true' from the catalog, or remove minVersion/maxVersion")
+
+
+def _is_number(node: yaml.Node) -> bool:
+    return isinstance(node, yaml.ScalarNode) and node.tag in ("tag:yaml.org,2002:int", "tag:yaml.org,2002:float")
+
+
+def _is_v1_range(text: str) -> bool:
+    from .catalog.ranges_v1 import RangeError, parse_range
+    try:
+        parse_range(text)
+        return True
+    except RangeError:
+        return False
+
+
+def _v1_ignored_range(r: _Reader, keys: dict[str, yaml.Node], fld: str, what: str) -> set[str]:
+    """The version fields oc-mirror v1 silently drops, each with a warning saying so.
+
+    oc-mirror v1 (pkg/api/v1alpha2 ConvertToDiffIncludeConfig) writes maxVersion, or min and max
+    together, as the range `<=MAX` / `>=MIN <=MAX`, and its diff (convertIncludeConfigToIncluder)
+    parses that with `range, _ = semver.ParseRange(...)`: a version that is not X.Y.Z (`1.2`) makes
+    the whole range fail and be dropped, so the package is selected as if neither bound were given.
+    A lone minVersion is parsed strictly and fails, which stays an error. Text that is no version at
+    all (`latest`) stays an error too: ignoring it would only hide a typo.
+    """
+    texts = {k: r.version_string(keys[k], f"{fld}.{k}") for k in ("minVersion", "maxVersion") if k in keys}
+    if "maxVersion" not in texts or any(t is None for t in texts.values()):
+        return set()
+    bounds = [f">={texts['minVersion']}"] if "minVersion" in texts else []
+    if _is_v1_range(" ".join(bounds + [f"<={texts['maxVersion']}"])):
+        return set()
+    suggestions = {}
+    for key, text in texts.items():
+        if Version.try_parse(text) is None:
+            lenient = Version.try_parse(text, lenient=True)
+            if lenient is None:
+                return set()  # not a version at all: reported as an error by the caller
+            suggestions[key] = str(lenient)
+    dropped = " and ".join(f"{k} {texts[k]!r}" for k in texts)
+    fixes = ", ".join(f"{k}: \"{v}\"" for k, v in suggestions.items())
+    node = keys["maxVersion"] if "maxVersion" in suggestions else keys["minVersion"]
+    r.warn(node, fld, f"{what}: {dropped} ignored: oc-mirror v1 (v1alpha2) needs full X.Y.Z versions and, "
+           f"given {', '.join(repr(texts[k]) for k in suggestions)}, selects as if no "
+           f"{'minVersion/maxVersion' if len(texts) == 2 else 'maxVersion'} were given (edgebuild selects the "
+           f"same); write {fixes} to apply the bound")
+    return set(texts)
 
 
 def _check_reference(r: _Reader, node: yaml.Node, fld: str, text: str) -> None:

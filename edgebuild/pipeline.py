@@ -202,8 +202,18 @@ def _save_state(config: ImageSetConfig, plan: Plan, previous: dict[str, Any] | N
                 authfile: str | None) -> None:
     if config.storage is None:
         return
+    from .prune import with_mirrored
     from .registry.state import save_state, state_from_run
-    save_state(config, state_from_run(plan, previous), authfile=authfile)
+    save_state(config, with_mirrored(state_from_run(plan, previous), plan), authfile=authfile)
+
+
+def _pruning(args: argparse.Namespace, plan: Plan, previous: dict[str, Any] | None, *, dry_run: bool) -> None:
+    """oc-mirror v1 pruning after a registry run (prune.py); --dry-run writes pruning-plan.json instead."""
+    from .prune import run_pruning
+    run_pruning(plan, previous, dry_run=dry_run, skip=getattr(args, "skip_pruning", False),
+                plan_file=Path(getattr(args, "pruning_plan", None) or "pruning-plan.json"),
+                client_options={"tls_verify": args.dest_tls_verify, "cert_dir": dest_cert_dir(args),
+                                "authfile": args.authfile}, quiet=args.quiet)
 
 
 def _fail_on_plan_errors(plan: Plan) -> None:
@@ -262,11 +272,13 @@ def run_mirror(args: argparse.Namespace) -> int:
     if args.dry_run:
         for line in engine.dry_run(plan, None if to_disk else args.to):
             print(line)
+        _pruning(args, plan, options.previous_state, dry_run=True)
         return 0
     if to_disk:
         engine.mirror_to_disk(plan, args.to, options)  # each prints its own summary unless --quiet
     else:
         engine.mirror_to_registry(plan, args.to, options)
+        _pruning(args, plan, options.previous_state, dry_run=False)
     _save_state(config, plan, options.previous_state, args.authfile)
     return 0
 
@@ -335,6 +347,7 @@ def run_build(args: argparse.Namespace) -> int:
     # check (verify) only.
     options.arch = None
     mirror_to_registry(plan, args.to, options)  # prints its own summary unless --quiet
+    _pruning(args, plan, options.previous_state, dry_run=False)
     _save_state(config, plan, options.previous_state, args.authfile)
     _render(plan, config, args, mirror)
     if args.skip_verify:
@@ -360,6 +373,12 @@ def run_verify(args: argparse.Namespace) -> int:
 def run_compose(args: argparse.Namespace) -> int:
     from .compose.command import run_compose as compose
     return compose(args)
+
+
+def run_delete(args: argparse.Namespace) -> int:
+    """delete (oc-mirror v2's two steps): the plans of the configurations are made as `plan` makes them."""
+    from .delete import run_delete as delete
+    return delete(args, lambda config, mirror: build_plan(config, load_catalogs(config, args), mirror))
 
 
 def run_convert(args: argparse.Namespace) -> int:

@@ -8,13 +8,14 @@ single-component docker.io path gets the 'library/' namespace.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 DOCKER_HUB = "docker.io"
 _TAG_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$")
 _DIGEST_RE = re.compile(r"^[a-z0-9]+(?:[.+_-][a-z0-9]+)*:[a-fA-F0-9]{32,}$")
 _PATH_COMPONENT_RE = re.compile(r"^[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*$")
-_HOST_RE = re.compile(r"^(?:[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?)(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?)*(?::[0-9]+)?$|^\[[0-9a-fA-F:]+\](?::[0-9]+)?$")
+_HOST_RE = re.compile(r"^(?:[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?)(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?)*"
+                      r"(?::[0-9]+)?$|^\[[0-9a-fA-F:]+\](?::[0-9]+)?$")
 
 
 class ReferenceError(ValueError):
@@ -31,7 +32,7 @@ class ImageReference:
     digest: str | None = None
 
     @classmethod
-    def parse(cls, text: str) -> "ImageReference":
+    def parse(cls, text: str) -> ImageReference:
         """Parse `text`; raise ReferenceError with the reason when it is not a reference."""
         original = text
         if not text or text != text.strip():
@@ -93,15 +94,6 @@ class ImageReference:
             raise ReferenceError(f"{self} has no digest")
         return f"{self.name}@{self.digest}"
 
-    def with_digest(self, digest: str) -> "ImageReference":
-        return replace(self, digest=digest)
-
-    def with_tag(self, tag: str | None) -> "ImageReference":
-        return replace(self, tag=tag)
-
-    def moved(self, registry: str, repository: str) -> "ImageReference":
-        return replace(self, registry=registry, repository=repository)
-
 
 def digest_hex(digest: str) -> str:
     """The hex part of 'sha256:abc…'."""
@@ -116,7 +108,7 @@ class MirrorTarget:
     namespace: str = ""
 
     @classmethod
-    def parse(cls, text: str) -> "MirrorTarget":
+    def parse(cls, text: str) -> MirrorTarget:
         """Accept 'docker://host[:port][/ns]' or the same without the transport."""
         body = text.removeprefix("docker://").strip("/")
         if not body or "://" in body:

@@ -37,7 +37,7 @@ class Version:
     build: str = ""
 
     @classmethod
-    def parse(cls, text: str) -> "Version":
+    def parse(cls, text: str) -> Version:
         """Strict SemVer 2.0 (blang/semver Parse): exactly three numeric parts, no 'v' prefix."""
         m = _STRICT_RE.match(str(text).strip())
         if not m:
@@ -46,7 +46,7 @@ class Version:
         return cls(int(m.group(1)), int(m.group(2)), int(m.group(3)), pre, m.group(5) or "")
 
     @classmethod
-    def parse_lenient(cls, text: str) -> "Version":
+    def parse_lenient(cls, text: str) -> Version:
         """Masterminds/semver v3 NewVersion: optional 'v', minor and patch may be omitted."""
         m = _LENIENT_RE.match(str(text).strip())
         if not m:
@@ -55,7 +55,7 @@ class Version:
         return cls(int(m.group(1)), int(m.group(2) or 0), int(m.group(3) or 0), pre, m.group(5) or "")
 
     @classmethod
-    def try_parse(cls, text: str | None, lenient: bool = False) -> "Version | None":
+    def try_parse(cls, text: str | None, lenient: bool = False) -> Version | None:
         if not text:
             return None
         try:
@@ -75,11 +75,11 @@ class Version:
     def __hash__(self) -> int:
         return hash(self._key())
 
-    def __lt__(self, other: "Version") -> bool:
+    def __lt__(self, other: Version) -> bool:
         return self._key() < other._key()
 
     @property
-    def release(self) -> "Version":
+    def release(self) -> Version:
         """The same version without prerelease and build (OCPBUGS-588 matching strips '-suffix')."""
         return Version(self.major, self.minor, self.patch)
 

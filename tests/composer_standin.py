@@ -3,13 +3,13 @@
 It implements the documented endpoints and status flow of both APIs closely enough to drive the
 clients end to end, and it is strict where composer is strict:
 
-- Weldr API (osbuild-composer internal/weldr/api.go, summarised in
-  ../shared/reference/osbuild-microshift.md section 2.1) on a unix socket: blueprints/new (TOML or
+- Weldr API (osbuild-composer internal/weldr/api.go) on a unix socket: blueprints/new (TOML or
   JSON only, name and semver checks), blueprints/depsolve, compose (JSON only, ostree option rules),
   compose/status (WAITING -> RUNNING -> FINISHED | FAILED), compose/image (only when FINISHED),
   compose/logs (tar with logs/osbuild.log, only when FINISHED or FAILED), compose/cancel. Errors are
   {"status": false, "errors": [{"id", "msg"}]}.
-- Cloud API v2 (composer-cloudapi-openapi.v2.yml) on a unix socket without a token and on
+- Cloud API v2 (osbuild-composer internal/cloudapi/v2/openapi.v2.yml, the parts used trimmed into
+  tests/data/composer-cloudapi.trimmed.yml) on a unix socket without a token and on
   127.0.0.1 (plain or TLS) with a bearer token: POST /compose, GET /composes/{id} (pending ->
   building with progress -> uploading -> success | failure), /composes/{id}/logs, /metadata,
   /download. Every request body is validated with jsonschema against the component the OpenAPI
@@ -100,10 +100,10 @@ name = "microshift-olm"
 version = "4.17.1"
 
 [[containers]]
-source = "registry.redhat.io/redhat/redhat-operator-index@sha256:1111111111111111111111111111111111111111111111111111111111111111"
+source = "registry.redhat.io/redhat/redhat-operator-index@sha256:DIGEST_1"
 
 [[containers]]
-source = "mirror.example:5000/amq7/amq-broker-rhel8-operator@sha256:2222222222222222222222222222222222222222222222222222222222222222"
+source = "mirror.example:5000/amq7/amq-broker-rhel8-operator@sha256:DIGEST_2"
 tls-verify = false
 
 [customizations.services]
@@ -135,7 +135,7 @@ mirror-by-digest-only = true
 location = "mirror.example:5000"
 insecure = true
 \'\'\'
-"""
+""".replace("DIGEST_1", "1" * 64).replace("DIGEST_2", "2" * 64)
 
 
 class Spec:
@@ -301,7 +301,7 @@ class Handler(BaseHTTPRequestHandler):
                 return self._weldr(path, body)
             return self._cloud(path, body)
 
-    do_GET = do_POST = do_DELETE = _dispatch  # noqa: N815
+    do_GET = do_POST = do_DELETE = _dispatch
 
     # ----- test control
     def _control(self, path: str, body: bytes) -> None:
@@ -643,8 +643,8 @@ def main(argv: list[str] | None = None) -> int:
 # --------------------------------------------------------------------------------------------------
 # pytest side: the fixture that starts the stand-in as its own process and stops it by PID.
 
-SHARED = Path(__file__).resolve().parents[2] / "shared"
-SPEC = SHARED / "schemas" / "composer-cloudapi-openapi.v2.yml"
+# The parts of the Cloud API document the stand-in and the tests validate against (source in its header).
+SPEC = Path(__file__).resolve().parent / "data" / "composer-cloudapi.trimmed.yml"
 
 
 class StandIn:
@@ -695,8 +695,6 @@ def _make_cert(root: Path) -> None:
 
 @pytest.fixture(scope="module")
 def composer_standin_process(tmp_path_factory: pytest.TempPathFactory) -> Iterator[StandIn]:
-    if not SPEC.exists():
-        pytest.skip(f"{SPEC} is absent (the shared reference folder beside the repo)")
     root = tmp_path_factory.mktemp("standin")
     _make_cert(root)
     token = "tok-" + uuid.uuid4().hex

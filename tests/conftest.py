@@ -1,7 +1,8 @@
 """Shared test setup: where ../shared is, and tools that must exist.
 
 In CI (CI=true) a missing tool fails the test instead of skipping it: a green run must mean the
-real registry, skopeo, kustomize and podman were exercised. Tests of ../shared data skip without it.
+real registry, skopeo, kustomize and podman were exercised. Tests of ../shared data (oc-mirror
+conformance cases, real catalogs) skip without it, all through require_shared().
 """
 
 from __future__ import annotations
@@ -15,8 +16,9 @@ import pytest
 REPO = Path(__file__).resolve().parents[1]
 SHARED = REPO.parent / "shared"
 
-# Fixtures with servers of their own: a real docker-registry per test, and the composer stand-in.
-pytest_plugins = ["tests.registry_fixtures", "tests.composer_standin"]
+# Fixtures with servers of their own: a real docker-registry per test, and the composer stand-in;
+# crd_schemas validates every render output a test writes under tmp_path (CRD schemas, OLM rules).
+pytest_plugins = ["tests.registry_fixtures", "tests.composer_standin", "tests.crd_schemas"]
 
 
 def require_tool(name: str) -> str:
@@ -30,12 +32,16 @@ def require_tool(name: str) -> str:
     return path
 
 
-def require_shared() -> Path:
-    """../shared beside the repo (real catalogs, conformance cases, schemas). It is not part of the
-    repository and a clean clone, CI's included, may not have it: tests that read it skip then."""
-    if not SHARED.is_dir():
-        pytest.skip(f"{SHARED} (the workspace's shared data) is not present beside the repository")
-    return SHARED
+def require_shared(*parts: str, module: bool = False) -> Path:
+    """`../shared/<parts>` beside the repo: the oc-mirror conformance cases and the real catalogs, the only
+    data the suite does not carry. A clean clone, CI's included, may not have it: the test (or with
+    `module=True`, called at import, the whole module) skips then, always with the same message."""
+    path = SHARED.joinpath(*parts)
+    if not path.exists():
+        where = "/".join(("../shared", *parts))
+        pytest.skip(f"{where} is not beside this clone (oc-mirror conformance data and real catalogs are not "
+                    "part of the repository)", allow_module_level=module)
+    return path
 
 
 @pytest.fixture

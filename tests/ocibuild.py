@@ -21,7 +21,7 @@ import tarfile
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Union
+from typing import Any
 
 CATALOG_LABEL = "operators.operatorframework.io.index.configs.v1"
 OCI_INDEX = "application/vnd.oci.image.index.v1+json"
@@ -57,7 +57,7 @@ class Layer:
     blob_override: bytes | None = None
 
 
-LayerSpec = Union[Mapping[str, bytes], Sequence[Entry], Layer, bytes]
+LayerSpec = Mapping[str, bytes] | Sequence[Entry] | Layer | bytes
 
 
 def sha256_digest(data: bytes) -> str:
@@ -114,7 +114,7 @@ class OciLayout:
     manifests: list[dict[str, Any]] = field(default_factory=list)
 
     @classmethod
-    def open(cls, root: Path) -> "OciLayout":
+    def open(cls, root: Path) -> OciLayout:
         """An existing layout, to add images to; a new one when `root` holds none yet."""
         index = Path(root) / "index.json"
         if not index.exists():
@@ -122,7 +122,7 @@ class OciLayout:
         return cls(Path(root), list(json.loads(index.read_text()).get("manifests", [])))
 
     @classmethod
-    def create(cls, root: Path) -> "OciLayout":
+    def create(cls, root: Path) -> OciLayout:
         root = Path(root)
         (root / "blobs" / "sha256").mkdir(parents=True, exist_ok=True)
         (root / "oci-layout").write_text(json.dumps({"imageLayoutVersion": "1.0.0"}))

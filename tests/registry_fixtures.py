@@ -69,6 +69,7 @@ class RegistryServer:
     tls: TlsFiles | None = None
     proc: subprocess.Popen | None = None
     token: TokenAuth | None = None  # bearer-token auth instead of htpasswd
+    delete_enabled: bool = True  # False: DELETE answers 405, as distribution does by default
 
     @property
     def host(self) -> str:
@@ -88,7 +89,7 @@ class RegistryServer:
             "log": {"level": "error", "accesslog": {"disabled": True}},
             "storage": {"cache": {"blobdescriptor": "inmemory"},
                         "filesystem": {"rootdirectory": str(self.storage)},
-                        "delete": {"enabled": True}},
+                        "delete": {"enabled": self.delete_enabled}},
             "http": {"addr": self.host, "secret": "edgebuild-test-secret"},
             "health": {"storagedriver": {"enabled": False}},
         }
@@ -107,7 +108,7 @@ class RegistryServer:
         path.write_text(json.dumps(config))  # JSON is YAML
         return path
 
-    def start(self) -> "RegistryServer":
+    def start(self) -> RegistryServer:
         config = self.write_config()
         log = open(self.root / "registry.log", "ab")
         self.proc = subprocess.Popen([REGISTRY_BIN, "serve", str(config)], stdout=log, stderr=log,
@@ -146,7 +147,7 @@ class RegistryServer:
             self.proc.wait(5)
         self.proc = None
 
-    def restart(self) -> "RegistryServer":
+    def restart(self) -> RegistryServer:
         self.kill()
         return self.start()
 
@@ -182,14 +183,15 @@ RegistryFactory = Callable[..., RegistryServer]
 
 @pytest.fixture
 def registry_factory(tmp_path: Path, tls_files: TlsFiles, htpasswd_file: Path) -> Iterator[RegistryFactory]:
-    """make(name, auth=False, tls=False, token=None) -> a started RegistryServer; all are stopped at
-    teardown. `token` (a TokenAuth) selects bearer-token auth instead of htpasswd."""
+    """make(name, auth=False, tls=False, token=None, delete=True) -> a started RegistryServer; all are
+    stopped at teardown. `token` (a TokenAuth) selects bearer-token auth instead of htpasswd;
+    delete=False makes the registry refuse manifest deletes (405), its default outside these tests."""
     started: list[RegistryServer] = []
 
     def make(name: str = "reg", *, auth: bool = False, tls: bool = False,
-             token: TokenAuth | None = None) -> RegistryServer:
+             token: TokenAuth | None = None, delete: bool = True) -> RegistryServer:
         server = RegistryServer(tmp_path / f"registry-{name}", htpasswd=htpasswd_file if auth else None,
-                                tls=tls_files if tls else None, token=token)
+                                tls=tls_files if tls else None, token=token, delete_enabled=delete)
         started.append(server)
         return server.start()
 
@@ -376,7 +378,7 @@ class FaultProxy:
         self.rules.append(rule)
         return rule
 
-    def start(self) -> "FaultProxy":
+    def start(self) -> FaultProxy:
         self.thread.start()
         return self
 

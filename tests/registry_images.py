@@ -14,6 +14,7 @@ from pathlib import Path
 
 from tests.ocibuild import Layer, OciLayout, sha256_digest, tar_bytes
 
+
 def digest_of(data: bytes) -> str:
     return sha256_digest(data)
 

@@ -1,4 +1,4 @@
-"""Catalog sources: FBC directories, OCI layouts (oci://), overrides, and a registry through the ImageSource protocol."""
+"""Catalog sources: FBC directories, OCI layouts (oci://), overrides, and a registry through ImageSource."""
 
 from __future__ import annotations
 
@@ -9,15 +9,11 @@ from pathlib import Path
 
 import pytest
 
-from edgebuild.catalog.sources import (CATALOG_LABEL, LoadedCatalog, OciLayoutSource, open_catalog,
-                                       open_catalog_image)
+from edgebuild.catalog.sources import CATALOG_LABEL, LoadedCatalog, OciLayoutSource, open_catalog, open_catalog_image
 from edgebuild.errors import CatalogError
 from edgebuild.reference import ImageReference
+from tests.conftest import require_shared
 from tests.ocibuild import Entry, Layer, OciLayout, fbc_files, gzip_bytes, tar_bytes, write_catalog_layout
-
-SHARED = Path(__file__).resolve().parents[2] / "shared"
-V415 = SHARED / "catalogs" / "community-operators-v4.15"
-needs_shared = pytest.mark.skipif(not V415.is_dir(), reason="../shared/catalogs is absent")
 
 PACKAGE = {"schema": "olm.package", "name": "demo", "defaultChannel": "stable"}
 CHANNEL = {"schema": "olm.channel", "package": "demo", "name": "stable", "entries": [{"name": "demo.v1.0.0"}]}
@@ -30,16 +26,17 @@ def demo_files(prefix: str = "configs", name: str = "demo") -> dict[str, bytes]:
     return {f"{prefix}/{name}/catalog.json": "".join(json.dumps(b, indent=2) + "\n" for b in blobs).encode()}
 
 
-@needs_shared
 def test_fbc_directory_override_has_no_digest() -> None:
-    loaded = open_catalog_image("registry.example/ns/index:v4.15", overrides={"registry.example/ns/index:v4.15": str(V415)})
+    V415 = require_shared("catalogs", "community-operators-v4.15")
+    ref = "registry.example/ns/index:v4.15"
+    loaded = open_catalog_image(ref, overrides={ref: str(V415)})
     assert loaded.digest is None and loaded.origin == f"directory {V415}"
     assert len(loaded.catalog.packages) == 16 and loaded.catalog.bundle_count == 202
     assert loaded.catalog.source == "registry.example/ns/index:v4.15"
 
 
-@needs_shared
 def test_oci_layout_of_a_real_catalog(tmp_path: Path) -> None:
+    V415 = require_shared("catalogs", "community-operators-v4.15")
     digest = write_catalog_layout(tmp_path / "layout", fbc_files(V415),
                                   extra_layers=[{"bin/opm": b"ELF", "etc/os-release": b"ID=test"}])
     loaded = open_catalog_image(f"oci://{tmp_path / 'layout'}")
@@ -159,7 +156,7 @@ def test_missing_blob_and_corrupt_manifest(tmp_path: Path) -> None:
 def test_layout_source_refuses_digests_that_are_paths(tmp_path: Path) -> None:
     write_catalog_layout(tmp_path / "l", demo_files())
     source = OciLayoutSource(tmp_path / "l")
-    with pytest.raises(CatalogError, match="malformed digest"):
+    with pytest.raises(CatalogError, match="refusing unexpected digest"):
         source.open_blob("sha256:../../../etc/passwd")
 
 

@@ -14,8 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from edgebuild.compose import (ComposeFailedError, ComposerAPIError, ComposerUnavailableError, Token,
-                               compose_cloud)
+from edgebuild.compose import ComposeFailedError, ComposerAPIError, ComposerUnavailableError, Token, compose_cloud
 from edgebuild.compose.cloud import CloudClient
 from edgebuild.compose.transport import parse_endpoint
 from edgebuild.errors import UsageError

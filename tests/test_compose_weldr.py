@@ -15,11 +15,17 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.composer_standin import SAMPLE_BLUEPRINT, StandIn
-from edgebuild.compose import (ComposeFailedError, ComposerAPIError, ComposerUnavailableError, ComposeTimeoutError,
-                               WeldrClient, compose_weldr)
+from edgebuild.compose import (
+    ComposeFailedError,
+    ComposerAPIError,
+    ComposerUnavailableError,
+    ComposeTimeoutError,
+    WeldrClient,
+    compose_weldr,
+)
 from edgebuild.compose.transport import Waiter
 from edgebuild.errors import EdgebuildError, UsageError
+from tests.composer_standin import SAMPLE_BLUEPRINT, StandIn
 
 REF = "rhel/9/x86_64/edge"
 

@@ -121,7 +121,8 @@ mirror:
 
 
 def test_v1_only_field_is_unknown_in_v2():
-    err = one_error(V2 + "storageConfig:\n  local:\n    path: x\nmirror:\n  additionalImages:\n  - name: quay.io/a/b:1\n")
+    err = one_error(V2 + "storageConfig:\n  local:\n    path: x\n"
+                    "mirror:\n  additionalImages:\n  - name: quay.io/a/b:1\n")
     assert err.field == "storageConfig" and err.line == 3
 
 

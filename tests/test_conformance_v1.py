@@ -21,12 +21,10 @@ from edgebuild.catalog.select_v1 import select_v1, selection_state
 from edgebuild.catalog.selection import Selection
 from edgebuild.config import load_config
 from edgebuild.errors import SelectionError
+from tests.conftest import require_shared
 
-SHARED = Path(__file__).resolve().parents[2] / "shared"
-FIXTURES = SHARED / "conformance" / "oc-mirror-filtering"
-CASES = sorted(p.name for p in FIXTURES.glob("v1-*")) if FIXTURES.is_dir() else []
-
-pytestmark = pytest.mark.skipif(not FIXTURES.is_dir(), reason="../shared/conformance is not present")
+FIXTURES = require_shared("conformance", "oc-mirror-filtering", module=True)
+CASES = sorted(p.name for p in FIXTURES.glob("v1-*"))
 
 
 def _expected(case: Path) -> dict:

@@ -8,28 +8,25 @@ unit table for head detection and range filtering) runs as unit cases on the gra
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import pytest
 
+from edgebuild.catalog.graph import ChannelGraphError
 from edgebuild.catalog.loader import load_catalog_dir
 from edgebuild.catalog.model import ChannelEntry
 from edgebuild.catalog.ranges_v2 import VersionRange
-from edgebuild.catalog.select_v2 import (ChannelGraphError, channel_graph, filter_catalog_v2,
-                                         filter_channel_by_range)
+from edgebuild.catalog.select_v2 import channel_graph, filter_catalog_v2, filter_channel_by_range
 from edgebuild.config import load_config
 from edgebuild.errors import ConfigErrors, SelectionError
 from edgebuild.semver import Version
+from tests.conftest import require_shared
 
-SHARED = Path(__file__).resolve().parents[2] / "shared"
-CASES_DIR = SHARED / "conformance" / "oc-mirror-filtering"
+CASES_DIR = require_shared("conformance", "oc-mirror-filtering", module=True)
 TABLE = CASES_DIR / "v2-23-multiple-channel-heads-error" / "channel-graph-table.json"
-
-pytestmark = pytest.mark.skipif(not CASES_DIR.is_dir(), reason="../shared is not present beside the repository")
 
 
 def _v2_cases() -> list[str]:
-    return sorted(p.name for p in CASES_DIR.glob("v2-*") if p.is_dir()) if CASES_DIR.is_dir() else []
+    return sorted(p.name for p in CASES_DIR.glob("v2-*") if p.is_dir())
 
 
 def _table(section: str) -> list[dict]:

@@ -19,7 +19,8 @@ def pushed(mirror_registry, tmp_path_factory):
     host = mirror_registry.host
     images = {
         "broker": ("registry.redhat.io/amq7/amq-broker-rhel8", "ocmirror/amq7/amq-broker-rhel8", "7.11"),
-        "bundle": ("registry.redhat.io/amq7/amq-broker-operator-bundle", "ocmirror/amq7/amq-broker-operator-bundle", "b"),
+        "bundle": ("registry.redhat.io/amq7/amq-broker-operator-bundle",
+                   "ocmirror/amq7/amq-broker-operator-bundle", "b"),
         "tool": ("quay.io/edgebuild/tool", "ocmirror/edgebuild/tool", "1.0"),
     }
     out = {}
@@ -147,12 +148,14 @@ items:
 def test_wrong_kind_of_file_names_what_was_found(tmp_path):
     path = tmp_path / "icsp.yaml"
     path.write_text(V1_ICSP.format(host="m:5000"))
-    with pytest.raises(RenderError, match=r"no ImageDigestMirrorSet or ImageTagMirrorSet .*found: ImageContentSourcePolicy"):
+    with pytest.raises(RenderError,
+                       match=r"no ImageDigestMirrorSet or ImageTagMirrorSet .*found: ImageContentSourcePolicy"):
         convert_file("idms", path)
 
 
 @pytest.mark.parametrize("entry, message", [
-    ("- source: registry.redhat.io/amq7:latest\n    mirrors: [m:5000/amq7]", r"spec.repositoryDigestMirrors\[0\].source"),
+    ("- source: registry.redhat.io/amq7:latest\n    mirrors: [m:5000/amq7]",
+     r"spec.repositoryDigestMirrors\[0\].source"),
     ("- source: registry.redhat.io/amq7\n    mirrors: []", "must list at least one mirror"),
     ("- source: registry.redhat.io/amq7\n    mirrors: ['m:5000/amq7@sha256:abc']", r"mirrors\[0\]"),
 ])

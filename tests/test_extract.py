@@ -113,7 +113,8 @@ def test_symlink_inside_catalog_is_kept_relative(target: Path) -> None:
 
 
 def test_hardlink_inside_catalog_becomes_a_copy(target: Path) -> None:
-    lay = layer([Entry("configs/a.json", b"A"), Entry("configs/b.json", type=tarfile.LNKTYPE, linkname="configs/a.json")])
+    lay = layer([Entry("configs/a.json", b"A"),
+                 Entry("configs/b.json", type=tarfile.LNKTYPE, linkname="configs/a.json")])
     extract_configs([lay], target, "/configs")
     assert tree(target) == {"configs/a.json": "A", "configs/b.json": "A"}
     assert (target / "configs/a.json").stat().st_ino != (target / "configs/b.json").stat().st_ino
@@ -131,6 +132,13 @@ def test_replacing_a_symlinked_directory_never_writes_through_it(tmp_path: Path,
     extract_configs([lower, upper], target, "/configs")
     assert not (target / "configs/d").is_symlink()
     assert tree(target) == {"configs/d/x.json": "X"}
+
+
+@pytest.mark.parametrize("name", ["configs/a/.wh...", "configs/.wh..", "configs/a/.wh.", ".wh..."])
+def test_whiteouts_naming_dot_entries_are_refused(target: Path, name: str) -> None:
+    """`.wh...` would hide `..` (the parent: configs/a/.wh... emptied the whole catalog directory)."""
+    lower = layer({"configs/a/x.json": b"x", "configs/b.json": b"b"})
+    assert_refused([lower, layer([Entry(name)])], target, r"unsafe entry .*a whiteout must name an entry")
 
 
 @pytest.mark.parametrize("name", ["../evil.json", "configs/../../evil.json", "configs/a/../../../evil.json"])

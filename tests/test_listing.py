@@ -13,25 +13,27 @@ from edgebuild.catalog import listing
 from edgebuild.catalog.loader import load_catalog_dir
 from edgebuild.catalog.model import Catalog, Channel, ChannelEntry, Package
 from edgebuild.errors import CatalogError, UsageError
+from tests.conftest import require_shared
 
-SHARED = Path(__file__).resolve().parents[2] / "shared"
-CATALOGS = SHARED / "catalogs"
-pytestmark = pytest.mark.skipif(not CATALOGS.is_dir(), reason="../shared/catalogs is absent")
+
+def load(catalog_set: str) -> Catalog:
+    """A real catalog of ../shared (the test skips without it), parsed once per test run."""
+    return _parsed(require_shared("catalogs", catalog_set))
 
 
 @cache
-def load(catalog_set: str) -> Catalog:
-    """Each real catalog is parsed once per test run (YAML parsing takes about a second)."""
-    return load_catalog_dir(CATALOGS / catalog_set)
+def _parsed(path: Path) -> Catalog:
+    return load_catalog_dir(path)
 
 
 def source_table() -> dict[str, dict[str, int]]:
     """The counts table of catalogs/SOURCE.md: set -> {packages, channels, bundles, related}."""
     rows = {}
-    for line in (CATALOGS / "SOURCE.md").read_text().splitlines():
-        m = re.match(r"^\|\s*(community-operators-v[\d.]+)\s*\|\s*(\d+)\s*\|\s*(\d+)\s*\|\s*(\d+)\s*\|\s*(\d+)\s*\|", line)
+    for line in require_shared("catalogs", "SOURCE.md").read_text().splitlines():
+        m = re.match(r"^\|\s*(community-operators-v[\d.]+)\s*" + r"\|\s*(\d+)\s*" * 4 + r"\|", line)
         if m:
-            rows[m.group(1)] = dict(zip(("packages", "channels", "bundles", "related"), map(int, m.groups()[1:])))
+            counts = map(int, m.groups()[1:])
+            rows[m.group(1)] = dict(zip(("packages", "channels", "bundles", "related"), counts, strict=True))
     return rows
 
 
@@ -41,7 +43,7 @@ def loaded(request) -> tuple[str, Catalog]:
 
 
 def read_package_yaml(catalog_set: str, package: str) -> list[dict]:
-    with open(CATALOGS / catalog_set / package / "catalog.yaml", "rb") as fh:
+    with open(require_shared("catalogs", catalog_set, package, "catalog.yaml"), "rb") as fh:
         return [d for d in yaml.load_all(fh, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader)) if d]
 
 

@@ -192,10 +192,9 @@ def test_source_names_the_catalog(tmp_path: Path) -> None:
     assert load_catalog_dir(tmp_path).source == str(tmp_path)
 
 
-@pytest.mark.skipif(not (Path(__file__).resolve().parents[2] / "shared" / "catalogs").is_dir(),
-                    reason="../shared/catalogs is absent")
 def test_faster_yaml_path_builds_the_same_model_as_full_blobs() -> None:
     """load_catalog_dir skips unused csv metadata in YAML; the model must equal one built from whole blobs."""
     from edgebuild.catalog.loader import build_catalog, iter_dir_blobs
-    root = Path(__file__).resolve().parents[2] / "shared" / "catalogs" / "community-operators-v4.15"
+    from tests.conftest import require_shared
+    root = require_shared("catalogs", "community-operators-v4.15")
     assert load_catalog_dir(root) == build_catalog(iter_dir_blobs(root), source=str(root))

@@ -14,7 +14,16 @@ from edgebuild.registry.mirror import MirrorOptions, mirror_from_disk, mirror_to
 from edgebuild.registry.retry import RetryPolicy
 from edgebuild.registry.state import load_state, save_state, state_from_run
 from tests.registry_fixtures import FaultRule
-from tests.registry_images import Layout, inspect_raw, make_layer, multiarch_image, push, simple_image, skopeo, verify_pull
+from tests.registry_images import (
+    Layout,
+    inspect_raw,
+    make_layer,
+    multiarch_image,
+    push,
+    simple_image,
+    skopeo,
+    verify_pull,
+)
 from tests.test_mirror_registry import make_plan
 
 pytestmark = pytest.mark.usefixtures("isolated_auth_env")

@@ -168,7 +168,8 @@ def test_unknown_media_type_is_refused(registry, registry2, fault_proxy_factory)
     body = json.dumps({"schemaVersion": 2, "mediaType": "application/vnd.example.thing.v1+json"}).encode()
     proxy.add(FaultRule("GET", r"/manifests/v1$", "status", status=200, body=body,
                         headers={"Content-Type": "application/vnd.example.thing.v1+json"}))
-    with pytest.raises(RegistryError, match="unsupported manifest media type 'application/vnd.example.thing.v1") as info:
+    with pytest.raises(RegistryError,
+                       match="unsupported manifest media type 'application/vnd.example.thing.v1") as info:
         mirror_to_registry(make_plan([f"{proxy.host}/u/thing:v1"]), f"docker://{registry2.host}", options())
     assert "OCI and Docker schema2" in str(info.value)
 
@@ -205,5 +206,5 @@ def test_nothing_written_outside_the_work_dir(one_image, tmp_path: Path, monkeyp
     mirror_to_disk(make_plan([one_image]), tmp_path / "disk", options())
     assert list(scratch.iterdir()) == []
     assert sorted(p for p in isolated_auth_env.rglob("*")) == before
-    assert sha256_digest((tmp_path / "disk" / "blobs" / "sha256" /
-                          sha256_digest(inspect_raw(one_image))[7:]).read_bytes()) == sha256_digest(inspect_raw(one_image))
+    digest = sha256_digest(inspect_raw(one_image))
+    assert sha256_digest((tmp_path / "disk" / "blobs" / "sha256" / digest[7:]).read_bytes()) == digest

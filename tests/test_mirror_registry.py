@@ -120,8 +120,8 @@ def test_mirror_into_tls_registry_with_basic_auth(source_images, registry_factor
     authfile = write_authfile(tmp_path / "auth.json", {dest.host: (USER, PASSWORD)})
     plan = make_plan(list(source_images.values()))
     report = mirror_to_registry(plan, f"docker://{dest.host}",
-                                MirrorOptions(src_tls_verify=False, dest_tls_verify=True, cert_dir=str(tls_files.cert_dir),
-                                              authfile=str(authfile), quiet=True))
+                                MirrorOptions(src_tls_verify=False, dest_tls_verify=True,
+                                              cert_dir=str(tls_files.cert_dir), authfile=str(authfile), quiet=True))
     assert len(report.copied) == 4
     for img in plan.images:
         ref = img.source.replace(img.source.split("/")[0], dest.host)

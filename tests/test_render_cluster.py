@@ -6,12 +6,13 @@ from __future__ import annotations
 import pytest
 import yaml
 
+from edgebuild.errors import ConfigError
 from edgebuild.reference import MirrorTarget
-from edgebuild.render import RenderError, RenderOptions, render_outputs
+from edgebuild.render import RenderOptions, render_outputs
 from edgebuild.render.cluster import ICSP_SIZE_LIMIT, _icsps
 from edgebuild.render.mirrors import MirrorRule
-from edgebuild.render.yamlio import dump
 from edgebuild.render.names import catalog_source_name_v1, catalog_source_name_v2
+from edgebuild.render.yamlio import dump
 from tests.test_render_support import API_V2, sample_config, sample_plan
 
 MIRROR = MirrorTarget.parse("mirror.example.com:8443/edge")
@@ -37,7 +38,8 @@ def test_v1_run_writes_icsp_and_catalog_source(tmp_path):
     cs = yaml.safe_load((out / "cluster-resources/catalogSource-cs-redhat-operator-index.yaml").read_text())
     assert cs == {"apiVersion": "operators.coreos.com/v1alpha1", "kind": "CatalogSource",
                   "metadata": {"name": "cs-redhat-operator-index", "namespace": "openshift-marketplace"},
-                  "spec": {"sourceType": "grpc", "image": "mirror.example.com:8443/edge/redhat/redhat-operator-index:v4.15"}}
+                  "spec": {"sourceType": "grpc",
+                           "image": "mirror.example.com:8443/edge/redhat/redhat-operator-index:v4.15"}}
 
 
 def test_v2_run_writes_idms_itms_and_catalog_source(tmp_path):
@@ -56,7 +58,8 @@ def test_v2_run_writes_idms_itms_and_catalog_source(tmp_path):
                                                    "mirrors": ["mirror.example.com:8443/edge/edgebuild"]}]
     cs = yaml.safe_load((out / "cluster-resources/cs-redhat-operator-index-v4-15.yaml").read_text())
     assert cs["metadata"]["name"] == "cs-redhat-operator-index-v4-15"
-    assert cs["spec"] == {"sourceType": "grpc", "image": "mirror.example.com:8443/edge/redhat/redhat-operator-index:v4.15"}
+    assert cs["spec"] == {"sourceType": "grpc",
+                          "image": "mirror.example.com:8443/edge/redhat/redhat-operator-index:v4.15"}
 
 
 def test_catalog_source_names():
@@ -104,5 +107,7 @@ def test_bad_catalog_source_template_is_an_error(tmp_path):
     template.write_text("apiVersion: v1\nkind: ConfigMap\nspec: {configMap: x}\n")
     plan = sample_plan(MIRROR, api_version=API_V2)
     plan.operators[0].spec.target_catalog_source_template = str(template)
-    with pytest.raises(RenderError, match="kind must be CatalogSource.*spec.configMap must not be set"):
+    with pytest.raises(ConfigError, match="kind must be CatalogSource.*spec.configMap must not be set") as info:
         render_outputs(plan, sample_config(API_V2), RenderOptions(), tmp_path / "out")
+    assert info.value.exit_code == 2 and info.value.file == str(template)
+    assert not (tmp_path / "out").exists()

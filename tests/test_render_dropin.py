@@ -15,8 +15,16 @@ from edgebuild.reference import ImageReference, MirrorTarget
 from edgebuild.render import RenderOptions, render_outputs
 from edgebuild.render.dropin import DropinOptions, render_dropin
 from edgebuild.render.mirrors import MirrorRule, scopes
-from tests.test_render_support import (BROKER_REPO, HELLO, ImageDigests,
-                                       push, sample_config, sample_plan, skopeo_inspect, write_oci_image)
+from tests.test_render_support import (
+    BROKER_REPO,
+    HELLO,
+    ImageDigests,
+    push,
+    sample_config,
+    sample_plan,
+    skopeo_inspect,
+    write_oci_image,
+)
 
 DROPIN = "files/etc/containers/registries.conf.d/999-edgebuild-mirror.conf"
 
@@ -73,7 +81,8 @@ def test_tag_reference_does_not_go_to_a_digest_only_mirror(mirrored, tmp_path, m
     plan, digests = mirrored
     dropin = _render(plan, tmp_path)
     # The mirror does serve this tag, so only the drop-in's digest-only rule keeps skopeo away from it.
-    assert skopeo_inspect(f"{mirror_registry.host}/mirror/amq7/amq-broker-rhel8:7.11", dropin).stdout.strip() == digests.broker
+    served = skopeo_inspect(f"{mirror_registry.host}/mirror/amq7/amq-broker-rhel8:7.11", dropin)
+    assert served.stdout.strip() == digests.broker
     result = skopeo_inspect(f"{BROKER_REPO}:7.11", dropin)
     assert result.returncode != 0
     assert "registry.example.com" in result.stderr
@@ -144,7 +153,8 @@ def test_secure_mirror_has_no_insecure_entries():
 
 def test_scope_is_namespace_when_the_mirror_keeps_the_path_else_repository():
     src = ImageReference.parse("registry.example.com/amq7/broker@sha256:" + "a" * 64)
-    assert scopes(src, ImageReference.parse("m:5000/ns/amq7/broker:x")) == ("registry.example.com/amq7", "m:5000/ns/amq7")
+    assert scopes(src, ImageReference.parse("m:5000/ns/amq7/broker:x")) == ("registry.example.com/amq7",
+                                                                            "m:5000/ns/amq7")
     assert scopes(src, ImageReference.parse("m:5000/elsewhere/broker:x")) == (
         "registry.example.com/amq7/broker", "m:5000/elsewhere/broker")
     assert scopes(src, ImageReference.parse("m:5000/ns/amq7/broker:x"), force_repository=True) == (

@@ -76,10 +76,17 @@ def test_every_manifests_directory_builds_with_kustomize(tmp_path):
     assert group["spec"] == {"targetNamespaces": ["local-storage-operator"]}
 
 
-def test_update_strategy_is_configurable(tmp_path):
-    out = render(tmp_path, catalog_poll_interval="24h")
-    catalog_source = objects_by_kind(kustomize(out / MANIFESTS / "050-cs-redhat-operator-index"))["CatalogSource"][0]
-    assert catalog_source["spec"]["updateStrategy"] == {"registryPoll": {"interval": "24h"}}
+def test_poll_interval_goes_to_the_cluster_catalog_source_not_the_digest_pinned_device_one(tmp_path):
+    out = tmp_path / "out"
+    result = render_outputs(sample_plan(MIRROR), sample_config(), RenderOptions(catalog_poll_interval="24h"), out)
+    device = objects_by_kind(kustomize(out / MANIFESTS / "050-cs-redhat-operator-index"))["CatalogSource"][0]
+    assert "updateStrategy" not in device["spec"] and "@sha256:" in device["spec"]["image"]
+    cluster = yaml.safe_load((out / "cluster-resources/catalogSource-cs-redhat-operator-index.yaml").read_text())
+    assert cluster["spec"]["updateStrategy"] == {"registryPoll": {"interval": "24h"}}
+    assert cluster["spec"]["image"].endswith(":v4.15")
+    [warning] = [w for w in result.warnings if "--catalog-poll-interval" in w]
+    assert "not written to the device CatalogSource cs-redhat-operator-index" in warning
+    assert "pinned by digest" in warning and "polling could never find a newer catalog" in warning
 
 
 def test_v2_names_the_catalog_source_with_the_tag_suffix(tmp_path):

@@ -117,7 +117,8 @@ def sample_selection(catalog: Catalog) -> Selection:
     broker = catalog.packages["amq-broker-rhel8"]
     local = catalog.packages["local-storage-operator"]
     return Selection(catalog, {
-        "amq-broker-rhel8": SelectedPackage("amq-broker-rhel8", "7.11.x", {"7.11.x": list(broker.channels["7.11.x"].entries)}),
+        "amq-broker-rhel8": SelectedPackage("amq-broker-rhel8", "7.11.x",
+                                            {"7.11.x": list(broker.channels["7.11.x"].entries)}),
         "local-storage-operator": SelectedPackage("local-storage-operator", "stable",
                                                   {"stable": list(local.channels["stable"].entries)}),
     })

@@ -5,13 +5,11 @@ from __future__ import annotations
 
 import json
 import time
-from pathlib import Path
 from typing import Any
 
 import pytest
 
-from edgebuild.catalog.graph import (ChannelGraphError, channel_head, channel_heads, validate_catalog,
-                                     validate_channel)
+from edgebuild.catalog.graph import ChannelGraphError, channel_head, channel_heads, validate_catalog, validate_channel
 from edgebuild.catalog.loader import build_catalog, load_catalog_dir
 from edgebuild.catalog.model import Catalog, ChannelEntry
 from edgebuild.catalog.ranges_v1 import RangeError, parse_range
@@ -19,10 +17,7 @@ from edgebuild.catalog.select_v1 import select_v1, selection_state
 from edgebuild.config import ChannelSpec, OperatorSpec, PackageSpec, parse_config
 from edgebuild.errors import SelectionError
 from edgebuild.semver import Version
-
-SHARED = Path(__file__).resolve().parents[2] / "shared"
-CATALOGS = SHARED / "catalogs"
-
+from tests.conftest import require_shared
 
 # --------------------------------------------------------------------------------------------------
 # helpers: small catalogs written as FBC blobs
@@ -218,7 +213,8 @@ def test_package_min_version_matches_a_build_suffix_ocpbugs_588() -> None:
     blobs = [_package("op", "stable"), _channel("op", "stable", [
         {"name": "op.v4.11.0-202208291725"}, {"name": "op.v4.12.0", "replaces": "op.v4.11.0-202208291725"}]),
         _bundle("op", "op.v4.11.0-202208291725", "4.11.0-202208291725"), _bundle("op", "op.v4.12.0", "4.12.0")]
-    sel = select_v1(build_catalog(blobs), _spec(PackageSpec("op", channels=[ChannelSpec("stable", min_version="4.11.0")])))
+    spec = _spec(PackageSpec("op", channels=[ChannelSpec("stable", min_version="4.11.0")]))
+    sel = select_v1(build_catalog(blobs), spec)
     assert sel.bundle_names() == ["op.v4.11.0-202208291725", "op.v4.12.0"]
 
 
@@ -251,7 +247,8 @@ def test_package_range_and_channel_range_together_is_an_include_error() -> None:
 
 
 def test_min_bundle_keeps_the_whole_channel_and_says_so() -> None:
-    sel = select_v1(build_catalog(FOO), _spec(PackageSpec("foo", channels=[ChannelSpec("stable", min_bundle="foo.v0.3.0")])))
+    spec = _spec(PackageSpec("foo", channels=[ChannelSpec("stable", min_bundle="foo.v0.3.0")]))
+    sel = select_v1(build_catalog(FOO), spec)
     assert len(sel.bundle_names()) == 4
     assert any("minBundle foo.v0.3.0 has no effect" in w for w in sel.warnings)
 
@@ -333,11 +330,12 @@ def test_user_default_channel_is_ignored_when_the_catalog_default_survives() -> 
     assert any("defaultChannel 'b' has no effect" in w for w in sel.warnings)
 
 
-def test_user_default_channel_not_selected_fails_validation() -> None:
+def test_user_default_channel_not_listed_fails_as_oc_mirror_does() -> None:
+    # oc-mirror v1's command (mirror.go) checks this before its diff engine would report 'invalid channel "c"'.
     spec = _spec(PackageSpec("p", default_channel="c", channels=[ChannelSpec("a"), ChannelSpec("b")]))
     with pytest.raises(SelectionError) as err:
         select_v1(build_catalog(_two_channels("c")), spec)
-    assert err.value.message.endswith('invalid channel "c":\n        └── channel must contain at least one bundle')
+    assert err.value.message.startswith("defaultChannel has been set with 'c'")
 
 
 def test_default_channel_by_priority_and_undeterminable() -> None:
@@ -387,7 +385,8 @@ def test_dependency_off_the_replaces_chain_is_an_error() -> None:
         {"name": "lib.v2.0.0", "replaces": "lib.v1.5.0"}, {"name": "lib.v1.5.0", "skips": ["lib.v1.9.0"]},
         {"name": "lib.v1.9.0", "replaces": "lib.v1.8.0"}])]
     blobs += [_bundle("lib", f"lib.v{v}", v) for v in ("1.5.0", "1.9.0", "2.0.0")]
-    with pytest.raises(SelectionError, match='channel stable: head "lib.v2.0.0" not reachable from bundle "lib.v1.9.0"'):
+    with pytest.raises(SelectionError,
+                       match='channel stable: head "lib.v2.0.0" not reachable from bundle "lib.v1.9.0"'):
         select_v1(build_catalog(blobs), _spec(PackageSpec("app")))
 
 
@@ -418,11 +417,10 @@ def test_incremental_pruned_starting_version_moves_to_the_next_one() -> None:
     assert select_v1(step2, _spec(), previous=state).bundle_names() == ["foo.v0.3.0", "foo.v0.4.0", "foo.v0.5.0"]
 
 
-@pytest.mark.skipif(not (SHARED / "conformance").is_dir(), reason="../shared/conformance is not present")
 def test_incremental_with_packages_v1_09_include_variant() -> None:
     """v1-09's second config (imageset-config-filter-multi-prune.yaml: packages foo, bar minVersion 0.1.0)
     gives the same two steps as the catalog-wide run (e2e pruned_catalogs_with_include)."""
-    case = SHARED / "conformance" / "oc-mirror-filtering" / "v1-09-incremental-pruned-catalog"
+    case = require_shared("conformance", "oc-mirror-filtering", "v1-09-incremental-pruned-catalog")
     spec = _spec(PackageSpec("foo"), PackageSpec("bar", min_version="0.1.0"))
     first = select_v1(load_catalog_dir(case / "catalog" / "step1"), spec)
     assert first.bundle_names() == ["bar.v0.1.0", "foo.v0.1.1"]
@@ -446,26 +444,21 @@ def test_config_to_selection_end_to_end() -> None:
 # --------------------------------------------------------------------------------------------------
 # real catalogs (community-operators-prod, ../shared/catalogs)
 
-needs_catalogs = pytest.mark.skipif(not CATALOGS.is_dir(), reason="../shared/catalogs is not present")
-
-
 @pytest.fixture(scope="module")
 def v417() -> Catalog:
-    return load_catalog_dir(CATALOGS / "community-operators-v4.17")
+    return load_catalog_dir(require_shared("catalogs", "community-operators-v4.17"))
 
 
 @pytest.fixture(scope="module")
 def v415() -> Catalog:
-    return load_catalog_dir(CATALOGS / "community-operators-v4.15")
+    return load_catalog_dir(require_shared("catalogs", "community-operators-v4.15"))
 
 
-@needs_catalogs
 def test_real_catalogs_are_valid_models(v417: Catalog, v415: Catalog) -> None:
     assert validate_catalog(v417) is None
     assert validate_catalog(v415) is None
 
 
-@needs_catalogs
 def test_real_heads_only_whole_catalog(v417: Catalog, v415: Catalog) -> None:
     # Checked by reading the YAML: kube-green/catalog.yaml has one channel `alpha`, a linear replaces chain
     # v0.3.0 <- v0.3.1 <- ... <- v0.7.1 (no skips), so its head is kube-green.v0.7.1. infinispan's `stable`
@@ -483,7 +476,6 @@ def test_real_heads_only_whole_catalog(v417: Catalog, v415: Catalog) -> None:
         "2.4.x": ["infinispan-operator.v2.4.18"], "stable": ["infinispan-operator.v2.5.14"]}}
 
 
-@needs_catalogs
 def test_real_single_package_channel_min_version(v417: Catalog) -> None:
     # kube-green alpha chain (see above): minVersion 0.5.1 is that bundle plus every bundle up to the head.
     spec = _spec(PackageSpec("kube-green", channels=[ChannelSpec("alpha", min_version="0.5.1")]))
@@ -491,7 +483,6 @@ def test_real_single_package_channel_min_version(v417: Catalog) -> None:
         "kube-green.v0.5.1", "kube-green.v0.5.2", "kube-green.v0.6.0", "kube-green.v0.7.0", "kube-green.v0.7.1"]
 
 
-@needs_catalogs
 def test_real_version_range(v417: Catalog) -> None:
     # infinispan with maxVersion 2.4.0 keeps, in every channel, the bundles <= 2.4.0 (plain membership):
     # 2.2.x keeps all six 2.2.* bundles; 2.3.x keeps 2.3.0..2.3.8; 2.4.x and stable keep 2.3.0..2.3.8 and 2.4.0.
@@ -504,7 +495,6 @@ def test_real_version_range(v417: Catalog) -> None:
     assert sel.packages["infinispan"].default_channel == "stable"
 
 
-@needs_catalogs
 def test_real_range_with_parallel_bundles_fails_with_a_hint(v417: Catalog) -> None:
     # infinispan 2.3.0..2.3.7 neither replace nor skip each other; only 2.3.8 skips them all. A range
     # ending at 2.3.7 therefore leaves eight heads, and maxVersion 2.3.8 would leave one.
@@ -517,7 +507,6 @@ def test_real_range_with_parallel_bundles_fails_with_a_hint(v417: Catalog) -> No
     assert "maxVersion 2.3.8 (head infinispan-operator.v2.3.8)" in err.value.hint
 
 
-@needs_catalogs
 def test_real_v415_single_package(v415: Catalog) -> None:
     # kube-green in v4.15 is the same linear alpha chain; its head is also kube-green.v0.7.1.
     sel = select_v1(v415, _spec(PackageSpec("kube-green")))

@@ -3,8 +3,6 @@ and real community-operators catalogs."""
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 
 from edgebuild.catalog.loader import build_catalog, load_catalog_dir
@@ -15,10 +13,7 @@ from edgebuild.catalog.select_v2 import filter_catalog_v2, select_v2
 from edgebuild.config import ChannelSpec, OperatorSpec, PackageSpec, parse_config
 from edgebuild.errors import SelectionError
 from edgebuild.semver import Version
-
-SHARED = Path(__file__).resolve().parents[2] / "shared"
-CATALOGS = SHARED / "catalogs"
-CONFORMANCE = SHARED / "conformance" / "oc-mirror-filtering"
+from tests.conftest import require_shared
 
 
 def admits(constraint: str, version: str) -> bool:
@@ -115,7 +110,8 @@ def _catalog(channels: dict[str, list[dict]], versions: dict[str, str], default:
                          {"schema": "olm.package", "name": "other", "defaultChannel": "stable"},
                          {"schema": "olm.channel", "package": "other", "name": "stable", "entries": [{"name": "o1"}]},
                          {"schema": "olm.bundle", "package": "other", "name": "o1", "image": "x/o:1",
-                          "properties": [{"type": "olm.package", "value": {"packageName": "other", "version": "1.0.0"}}]}]
+                          "properties": [{"type": "olm.package",
+                                          "value": {"packageName": "other", "version": "1.0.0"}}]}]
     for name, entries in channels.items():
         blobs.append({"schema": "olm.channel", "package": "pkg", "name": name, "entries": entries})
     for name, version in versions.items():
@@ -251,7 +247,8 @@ def test_default_channel_rules() -> None:
     with pytest.raises(SelectionError) as info:
         select_v2(catalog, _spec(PackageSpec("pkg", channels=[ChannelSpec("fast")])))
     assert info.value.message == ('invalid default channel configuration for package "pkg": the default channel '
-                                  '"stable" was filtered out, a new default channel must be configured for this package')
+                                  '"stable" was filtered out, a new default channel must be configured for this '
+                                  'package')
     assert "defaultChannel" in (info.value.hint or "")
     chosen = select_v2(catalog, _spec(PackageSpec("pkg", default_channel="fast", channels=[ChannelSpec("fast")])))
     assert chosen.summary()["pkg"] == {"defaultChannel": "fast", "channels": {"fast": ["b4"]}}
@@ -330,16 +327,12 @@ def test_isc_min_version_goes_through_config() -> None:
 
 @pytest.fixture(scope="module")
 def catalog_417() -> Catalog:
-    if not (CATALOGS / "community-operators-v4.17").is_dir():
-        pytest.skip("../shared is not present beside the repository")
-    return load_catalog_dir(CATALOGS / "community-operators-v4.17")
+    return load_catalog_dir(require_shared("catalogs", "community-operators-v4.17"))
 
 
 @pytest.fixture(scope="module")
 def catalog_415() -> Catalog:
-    if not (CATALOGS / "community-operators-v4.15").is_dir():
-        pytest.skip("../shared is not present beside the repository")
-    return load_catalog_dir(CATALOGS / "community-operators-v4.15")
+    return load_catalog_dir(require_shared("catalogs", "community-operators-v4.15"))
 
 
 def test_real_heads_of_every_channel_of_a_package(catalog_417: Catalog) -> None:
@@ -424,9 +417,7 @@ def test_real_whole_catalog_heads(catalog_417: Catalog) -> None:
 def test_v2_contrast_of_v1_cases(case: str) -> None:
     import json
 
-    folder = CONFORMANCE / case
-    if not folder.is_dir():
-        pytest.skip("../shared is not present beside the repository")
+    folder = require_shared("conformance", "oc-mirror-filtering", case)
     contrast = json.loads((folder / "expected.json").read_text())["expect"].get("v2_contrast") or \
         json.loads((folder / "expected.json").read_text())["v2_contrast"]
     catalog_dir = folder / "catalog"

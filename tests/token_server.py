@@ -47,7 +47,7 @@ class SigningKey:
     cert: Path
 
     @classmethod
-    def create(cls, directory: Path) -> "SigningKey":
+    def create(cls, directory: Path) -> SigningKey:
         directory.mkdir(parents=True, exist_ok=True)
         key, cert = directory / "issuer-key.pem", directory / "issuer-cert.pem"
         subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", str(key),
@@ -104,7 +104,7 @@ class TokenServer:
     def realm(self) -> str:
         return f"http://127.0.0.1:{self.server.server_address[1]}/token"
 
-    def start(self) -> "TokenServer":
+    def start(self) -> TokenServer:
         self.thread.start()
         return self
 

@@ -165,7 +165,10 @@ class _LayerWriter:
             self.opaque(parent)
             return
         if base.startswith(WHITEOUT_PREFIX):
-            self.whiteout(posixpath.join(parent, base[len(WHITEOUT_PREFIX):]), member.name)
+            hidden = base[len(WHITEOUT_PREFIX):]
+            if hidden in ("", ".", ".."):  # `.wh...` would hide the parent directory
+                raise self.fail(member.name, f"a whiteout must name an entry, not {hidden!r}")
+            self.whiteout(posixpath.join(parent, hidden), member.name)
             return
         inside = path == self.keep or path.startswith(self.keep + "/")
         if not inside:

@@ -21,7 +21,8 @@ MSG_EMPTY_CHANNEL = "channel must contain at least one bundle"
 
 
 class ChannelGraphError(ValueError):
-    """A channel whose upgrade graph breaks one of operator-registry's rules."""
+    """A channel whose upgrade graph breaks one of operator-registry's rules (oc-mirror v1 validation) or
+    catalog-filter's (v2 newChannel / filterByVersionRange): the message, plus the heads found."""
 
     def __init__(self, message: str, heads: Sequence[str] = ()) -> None:
         super().__init__(message)
@@ -86,7 +87,7 @@ class ValidationNode:
     """One level of operator-registry's nested validation error (index > package > channel)."""
 
     message: str
-    children: list["ValidationNode | str"] = field(default_factory=list)
+    children: list[ValidationNode | str] = field(default_factory=list)
 
     def render(self) -> str:
         lines = [self.message + (":" if self.children else "")]
@@ -94,7 +95,7 @@ class ValidationNode:
         return "\n".join(lines)
 
 
-def _render_children(children: list["ValidationNode | str"], prefix: str, lines: list[str]) -> None:
+def _render_children(children: list[ValidationNode | str], prefix: str, lines: list[str]) -> None:
     for i, child in enumerate(children):
         last = i == len(children) - 1
         branch = "└── " if last else "├── "

@@ -97,7 +97,8 @@ def upgrade_order(channel: Channel, package: Package) -> list[str]:
     successors: dict[str, list[str]] = {n: [] for n in names}
     waiting: dict[str, int] = dict.fromkeys(names, 0)
     for entry in channel.entries:
-        for older in {entry.replaces, *entry.skips} & names - {entry.name}:
+        older_names = {*entry.skips, *([entry.replaces] if entry.replaces else [])}
+        for older in older_names & names - {entry.name}:
             successors[older].append(entry.name)
             waiting[entry.name] += 1
 
@@ -195,9 +196,9 @@ def format_text(catalog: Catalog, package: str | None = None, channel: str | Non
 
 def table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
     """Left-aligned columns separated by two spaces; no trailing blanks."""
-    widths = [max(len(str(cell)) for cell in column) for column in zip(headers, *rows)]
+    widths = [max(len(str(cell)) for cell in column) for column in zip(headers, *rows, strict=True)]
     lines = []
     for row in (headers, *rows):
-        cells = [str(cell).ljust(width) for cell, width in zip(row, widths)]
+        cells = [str(cell).ljust(width) for cell, width in zip(row, widths, strict=True)]
         lines.append("  ".join(cells).rstrip())
     return "\n".join(lines) + "\n"

@@ -50,13 +50,6 @@ _FbcYamlLoader.add_constructor("tag:yaml.org,2002:timestamp", _BaseLoader.constr
 # Reading blobs
 
 
-def iter_json_stream(text: str, origin: str) -> Iterator[dict[str, Any]]:
-    """Yield the JSON values of an in-memory stream of concatenated JSON objects (the format opm writes)."""
-    pieces = iter((text,))
-    for _line, blob in _iter_json_text(lambda _size: next(pieces, ""), origin):
-        yield blob
-
-
 def iter_json_file(stream: BinaryIO, origin: str) -> Iterator[tuple[int, dict[str, Any]]]:
     """(line, blob) for each object of a JSON stream read incrementally from a binary file.
 

@@ -16,6 +16,8 @@ SCHEMA_PACKAGE = "olm.package"
 SCHEMA_CHANNEL = "olm.channel"
 SCHEMA_BUNDLE = "olm.bundle"
 SCHEMA_DEPRECATIONS = "olm.deprecations"
+# The image label naming the directory of a file-based catalog inside a catalog image.
+CATALOG_LABEL = "operators.operatorframework.io.index.configs.v1"
 
 
 @dataclass(slots=True)

@@ -160,7 +160,7 @@ class VersionRange:
     groups: tuple[tuple[_Atom, ...], ...]
 
     @classmethod
-    def parse(cls, text: str) -> "VersionRange":
+    def parse(cls, text: str) -> VersionRange:
         rewritten = _HYPHEN_RE.sub(lambda m: f">= {m.group(1)}, <= {m.group(2)} ", text)
         groups = tuple(_parse_group(g) for g in rewritten.split("||"))
         return cls(text, groups)

@@ -691,6 +691,19 @@ def _check_previous(previous: Any) -> dict[str, Any]:
 # Entry point
 
 
+def _check_default_channels(spec: OperatorSpec) -> None:
+    """oc-mirror v1 refuses a package whose defaultChannel is not one of its listed channels (also when
+    it lists none), before it reads any catalog (pkg/cli/mirror/mirror.go, MirrorOptions.Run)."""
+    for pkg in spec.packages:
+        if pkg.default_channel and pkg.default_channel not in {c.name for c in pkg.channels}:
+            dc = pkg.default_channel
+            raise SelectionError(
+                f"defaultChannel has been set with '{dc}', please ensure that '{dc}' is declared in the channels "
+                f"section for the package '{pkg.name}' in the config ",
+                hint=f"add '- name: {dc}' under channels of package {pkg.name!r} (oc-mirror v1 then keeps that "
+                     f"channel's head), or remove defaultChannel")
+
+
 def select_v1(catalog: Catalog, spec: OperatorSpec, previous: Any = None) -> Selection:
     """Select bundles of `catalog` for one `mirror.operators[]` entry the way oc-mirror v1 does.
 
@@ -698,6 +711,7 @@ def select_v1(catalog: Catalog, spec: OperatorSpec, previous: Any = None) -> Sel
     mirroring with a storageConfig), or an older `Catalog` (oc-mirror's library-level "latest" diff:
     only bundles that are new or changed since that catalog). Raises SelectionError as oc-mirror fails.
     """
+    _check_default_channels(spec)
     warnings: list[str] = []
     heads_only = not spec.full
     if spec.full and not spec.packages and not isinstance(previous, Catalog):

@@ -1,8 +1,10 @@
 """Bundle selection with oc-mirror v2 semantics (ImageSetConfiguration v2alpha1).
 
 oc-mirror v2 delegates operator filtering to catalog-filter (`mirror-config/v1alpha1`, v0.0.5).
-This module selects exactly what it selects, rule by rule (reference: ../shared/reference/oc-mirror.md
-§2.3), and raises its errors with its wording so that users can search for them:
+This module selects exactly what it selects, rule by rule (openshift/oc-mirror
+internal/pkg/operator/catalog_handler.go filterCatalog, which calls github.com/sherine-k/catalog-filter
+pkg/filter/mirror-config/v1alpha1 mirror-filter.go FilterCatalog), and raises its errors with its wording
+so that users can search for them:
 
 * `full: true` without packages: the catalog is mirrored as it is, nothing filtered.
 * Listed packages (and, when given, listed channels) are kept; unknown names are ignored by
@@ -29,22 +31,13 @@ from typing import Any
 from ..config import OperatorSpec, PackageSpec
 from ..errors import SelectionError
 from ..semver import Version
+from .graph import ChannelGraphError
 from .model import Catalog, Channel, ChannelEntry, Package
 from .ranges_v2 import RangeError, VersionRange, go_quote, pinned_version, range_from_min_max
 from .selection import SelectedPackage, Selection
 
-
 # --------------------------------------------------------------------------------------------------
 # Channel graph (catalog-filter newChannel / filterByVersionRange)
-
-
-class ChannelGraphError(Exception):
-    """A channel catalog-filter refuses: the joined messages, plus the heads it found."""
-
-    def __init__(self, messages: list[str], heads: list[str]) -> None:
-        super().__init__("\n".join(messages))
-        self.messages = messages
-        self.heads = heads
 
 
 @dataclass(slots=True)
@@ -74,7 +67,7 @@ def channel_graph(entries: list[ChannelEntry]) -> ChannelGraph:
     problems found before the cycle check are reported together, one per line, as Go's errors.Join.
     """
     if not entries:
-        raise ChannelGraphError(["channel has no entries"], [])
+        raise ChannelGraphError("channel has no entries")
     errors: list[str] = []
     seen: set[str] = set()
     incoming: dict[str, set[str]] = {}
@@ -101,7 +94,7 @@ def channel_graph(entries: list[ChannelEntry]) -> ChannelGraph:
     elif len(heads) > 1:
         errors.append(f"multiple channel heads found: [{' '.join(sorted(heads))}]")
     if errors:
-        raise ChannelGraphError(errors, sorted(heads))
+        raise ChannelGraphError("\n".join(errors), sorted(heads))
     graph.head = heads[0]
     # Walk down from the head removing edges; an edge never walked means a cycle.
     queue = deque([graph.head])
@@ -115,7 +108,7 @@ def channel_graph(entries: list[ChannelEntry]) -> ChannelGraph:
                 del incoming[target]
                 queue.append(target)
     if incoming:
-        raise ChannelGraphError(["detected a cycle in the upgrade graph of the channel"], [graph.head])
+        raise ChannelGraphError("detected a cycle in the upgrade graph of the channel", [graph.head])
     return graph
 
 
@@ -478,7 +471,7 @@ def _bundle_versions(pkg: Package) -> dict[str, Version]:
 
 
 def _versions_of(channel: Channel, versions: Mapping[str, Version]) -> str:
-    found = sorted((versions[e.name] for e in channel.entries if e.name in versions))
+    found = sorted(versions[e.name] for e in channel.entries if e.name in versions)
     return ", ".join(str(v) for v in found) or "none"
 
 

@@ -12,40 +12,32 @@ FBC directory or OCI layout without changing the reference the plan reports.
 
 from __future__ import annotations
 
-import hashlib
-import json
 import os
 import re
 import shutil
 import tempfile
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, BinaryIO, Protocol
+from typing import BinaryIO, Protocol
 
-from ..errors import CatalogError
+from ..errors import CatalogError, RegistryError
 from ..reference import ImageReference, ReferenceError
+from ..registry.layout import LayoutEndpoint, check_layout
+from ..registry.manifest import MAX_CONFIG_BYTES, Descriptor, Manifest, choose_instance, parse_config
 from .extract import LayerBlob, extract_configs
 from .loader import load_catalog_dir
-from .model import Catalog
+from .model import CATALOG_LABEL, Catalog
 
-CATALOG_LABEL = "operators.operatorframework.io.index.configs.v1"
-OCI_INDEX = "application/vnd.oci.image.index.v1+json"
-OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
-DOCKER_LIST = "application/vnd.docker.distribution.manifest.list.v2+json"
-DOCKER_MANIFEST = "application/vnd.docker.distribution.manifest.v2+json"
-INDEX_TYPES = (OCI_INDEX, DOCKER_LIST)
-MANIFEST_TYPES = (OCI_MANIFEST, DOCKER_MANIFEST)
-REF_NAME_ANNOTATION = "org.opencontainers.image.ref.name"
 _DIGEST_RE = re.compile(r"^sha256:[0-9a-f]{64}$")
-_MAX_JSON_BLOB = 8 << 20  # manifests and configs are small; refuse to buffer a huge "config"
 
 
 class ImageSource(Protocol):
     """Read access to one repository's manifests and blobs (a registry repository or an OCI layout)."""
 
-    def get_manifest(self, reference: str) -> tuple[bytes, str]:
-        """Raw manifest bytes and media type for a tag or a digest."""
+    def get_manifest(self, reference: str) -> Manifest:
+        """The parsed manifest (registry.manifest) of a tag, a digest, or a layout's ref name."""
         ...
 
     def open_blob(self, digest: str) -> BinaryIO:
@@ -74,12 +66,18 @@ class LoadedCatalog:
     fbc_dir: Path | None = None  # where the FBC files are on disk (None once a temporary unpack is gone)
 
 
-# --------------------------------------------------------------------------------------------------
-# OCI image layout
+@contextmanager
+def _as_catalog_error() -> Iterator[None]:
+    """The shared OCI model (registry.manifest, registry.layout) raises RegistryError; a catalog load reports
+    CatalogError with the same message and hint."""
+    try:
+        yield
+    except RegistryError as exc:
+        raise CatalogError(exc.message, exc.hint) from None
 
 
 class OciLayoutSource:
-    """An OCI image layout on disk (`oci-layout`, `index.json`, `blobs/<alg>/<hex>`) as an ImageSource.
+    """An OCI image layout on disk as an ImageSource, read by the mirror's layout reader (registry.layout).
 
     References are digests, names from index.json's `org.opencontainers.image.ref.name`
     annotations, or "" for the layout's only entry.
@@ -87,87 +85,29 @@ class OciLayoutSource:
 
     def __init__(self, root: str | os.PathLike[str]) -> None:
         self.root = Path(root)
-        marker = self.root / "oci-layout"
-        if not marker.is_file():
-            raise CatalogError(f"{self.root} is not an OCI image layout: it has no oci-layout file",
-                               "give the directory written by e.g. `skopeo copy ... oci:DIR:TAG`")
-        try:
-            version = json.loads(marker.read_text()).get("imageLayoutVersion")
-            self.index = json.loads((self.root / "index.json").read_text())
-        except (OSError, ValueError, AttributeError) as exc:
-            raise CatalogError(f"{self.root}: unreadable OCI layout ({exc})",
-                               "oci-layout and index.json must be JSON files") from None
-        if version != "1.0.0":
-            raise CatalogError(f"{self.root}: OCI layout version {version!r} is not supported (expected 1.0.0)")
-        manifests = self.index.get("manifests") if isinstance(self.index, dict) else None
-        if not isinstance(manifests, list):
-            raise CatalogError(f"{self.root}/index.json has no 'manifests' list")
-        self.entries: list[dict[str, Any]] = [m for m in manifests if isinstance(m, dict)]
+        with _as_catalog_error():
+            check_layout(self.root)
+            self.layout = LayoutEndpoint(self.root, create=False)
 
     def names(self) -> list[str]:
-        return sorted({(m.get("annotations") or {}).get(REF_NAME_ANNOTATION, "") for m in self.entries} - {""})
+        return self.layout.names()
 
-    def descriptor(self, reference: str) -> dict[str, Any]:
-        """The index.json entry for a name, a digest, or "" (the only entry)."""
-        if _DIGEST_RE.match(reference):
-            for entry in self.entries:
-                if entry.get("digest") == reference:
-                    return entry
-            return {"digest": reference, "mediaType": ""}
-        if not reference:
-            if len(self.entries) == 1:
-                return self.entries[0]
-            if not self.entries:
-                raise CatalogError(f"OCI layout {self.root} holds no image (index.json lists no manifests)")
-            raise CatalogError(f"OCI layout {self.root} holds {len(self.entries)} images; say which one",
-                               f"use oci://{self.root}:NAME with NAME one of: {', '.join(self.names()) or '(unnamed)'}")
-        for entry in self.entries:
-            if (entry.get("annotations") or {}).get(REF_NAME_ANNOTATION) == reference:
-                return entry
-        raise CatalogError(f"OCI layout {self.root} has no image named {reference!r}",
-                           f"names in its index.json: {', '.join(self.names()) or '(none)'}")
+    def entry_count(self) -> int:
+        return len(self.layout.refs())
 
-    def get_manifest(self, reference: str) -> tuple[bytes, str]:
-        desc = self.descriptor(reference)
-        digest = str(desc.get("digest", ""))
-        with self.open_blob(digest) as fh:
-            data = _read_verified(fh, digest, f"manifest {digest} in {self.root}")
-        media_type = str(desc.get("mediaType") or "") or _sniff_media_type(data)
-        return data, media_type
+    def get_manifest(self, reference: str) -> Manifest:
+        with _as_catalog_error():
+            entry = self.layout.entry(reference)
+            return self.layout.read_manifest(entry["digest"], entry.get("mediaType"), f"oci:{self.root}:{reference}")
 
     def open_blob(self, digest: str) -> BinaryIO:
-        if not _DIGEST_RE.match(digest):  # also keeps the path inside blobs/
-            raise CatalogError(f"OCI layout {self.root}: unsupported or malformed digest {digest!r}",
-                               "only sha256 digests are supported")
-        path = self.root / "blobs" / "sha256" / digest.split(":", 1)[1]
+        with _as_catalog_error():
+            path = self.layout.blob_path(digest)  # also keeps the path inside blobs/
         try:
             return path.open("rb")
         except OSError:
             raise CatalogError(f"OCI layout {self.root} lacks blob {digest}",
                                "the layout is incomplete; copy the image again") from None
-
-
-def _sniff_media_type(data: bytes) -> str:
-    try:
-        doc = json.loads(data)
-    except ValueError:
-        return ""
-    if isinstance(doc, dict):
-        if doc.get("mediaType"):
-            return str(doc["mediaType"])
-        return OCI_INDEX if "manifests" in doc else OCI_MANIFEST
-    return ""
-
-
-def _read_verified(fh: BinaryIO, digest: str, what: str) -> bytes:
-    data = fh.read(_MAX_JSON_BLOB + 1)
-    if len(data) > _MAX_JSON_BLOB:
-        raise CatalogError(f"{what} is larger than {_MAX_JSON_BLOB} bytes; that is not a manifest or config")
-    actual = "sha256:" + hashlib.sha256(data).hexdigest()
-    if actual != digest:
-        raise CatalogError(f"{what}: content digest is {actual}, expected {digest}",
-                           "the image is corrupt; copy it again")
-    return data
 
 
 # --------------------------------------------------------------------------------------------------
@@ -180,63 +120,36 @@ class ResolvedImage:
 
     digest: str  # of what the reference named (index or manifest)
     manifest_digest: str
-    layers: list[dict[str, Any]]
+    layers: list[Descriptor]
     labels: dict[str, str]
 
 
 def resolve_image(source: ImageSource, reference: str, arch: str, name: str) -> ResolvedImage:
-    """Read manifest (the linux/`arch` child of an index), then config and labels. `name` is for messages."""
-    raw, media_type = source.get_manifest(reference)
-    digest = "sha256:" + hashlib.sha256(raw).hexdigest()
-    if _DIGEST_RE.match(reference) and digest != reference:
-        raise CatalogError(f"{name}: manifest content digest is {digest}, not the requested {reference}")
-    doc = _json_doc(raw, f"{name}: manifest")
-    media_type = media_type or str(doc.get("mediaType") or "") or _sniff_media_type(raw)
-    manifest_digest = digest
-    if media_type in INDEX_TYPES or (not media_type and "manifests" in doc):
-        child = _pick_platform(doc, arch, name)
-        manifest_digest = str(child.get("digest"))
-        raw, media_type = source.get_manifest(manifest_digest)
-        actual = "sha256:" + hashlib.sha256(raw).hexdigest()
-        if actual != manifest_digest:
-            raise CatalogError(f"{name}: {arch} manifest content digest is {actual}, expected {manifest_digest}")
-        doc = _json_doc(raw, f"{name}: {arch} manifest")
-    if media_type and media_type not in MANIFEST_TYPES and "layers" not in doc:
-        raise CatalogError(f"{name}: unsupported manifest type {media_type!r}",
-                           "edgebuild reads OCI and Docker v2 schema 2 images")
-    config_desc = doc.get("config") or {}
-    config_digest = str(config_desc.get("digest", ""))
-    with source.open_blob(config_digest) as fh:
-        config = _json_doc(_read_verified(fh, config_digest, f"{name}: config {config_digest}"), f"{name}: config")
+    """Read manifest (the linux/`arch` child of an index, chosen by registry.manifest), config and labels.
+
+    `name` is for messages."""
+    top = source.get_manifest(reference)  # a registry's own errors pass through: the caller adds its hint
+    if _DIGEST_RE.match(reference) and top.digest != reference:
+        raise CatalogError(f"{name}: manifest content digest is {top.digest}, not the requested {reference}")
+    manifest = top
+    if top.is_index:
+        with _as_catalog_error():
+            child = choose_instance(top, arch, f"{name}: the catalog image")
+        manifest = source.get_manifest(child.digest)
+        if manifest.digest != child.digest:
+            raise CatalogError(f"{name}: {arch} manifest content digest is {manifest.digest}, expected {child.digest}")
+        if manifest.is_index:
+            raise CatalogError(f"{name}: the {arch} child of the index is an index itself",
+                               "a catalog image index must list image manifests")
+    config_desc, layers = manifest.blobs[0], manifest.blobs[1:]
+    with source.open_blob(config_desc.digest) as fh:
+        data = fh.read(MAX_CONFIG_BYTES + 1)
+    with _as_catalog_error():
+        config = parse_config(data, config_desc, f"{name}: config")
+    if not layers:
+        raise CatalogError(f"{name}: manifest {manifest.digest} lists no layers")
     labels = (config.get("config") or {}).get("Labels") or {}
-    layers = doc.get("layers")
-    if not isinstance(layers, list):
-        raise CatalogError(f"{name}: manifest {manifest_digest} lists no layers")
-    return ResolvedImage(digest, manifest_digest, layers, {str(k): str(v) for k, v in labels.items()})
-
-
-def _json_doc(raw: bytes, what: str) -> dict[str, Any]:
-    try:
-        doc = json.loads(raw)
-    except ValueError as exc:
-        raise CatalogError(f"{what} is not JSON: {exc}") from None
-    if not isinstance(doc, dict):
-        raise CatalogError(f"{what} is not a JSON object")
-    return doc
-
-
-def _pick_platform(index: dict[str, Any], arch: str, name: str) -> dict[str, Any]:
-    children = [m for m in index.get("manifests") or [] if isinstance(m, dict)]
-    matches = [m for m in children if (m.get("platform") or {}).get("architecture") == arch
-               and (m.get("platform") or {}).get("os", "linux") == "linux"]
-    if matches:
-        return matches[0]
-    if len(children) == 1 and not children[0].get("platform"):
-        return children[0]
-    have = sorted(f"{(m.get('platform') or {}).get('os', '?')}/{(m.get('platform') or {}).get('architecture', '?')}"
-                  for m in children)
-    raise CatalogError(f"{name}: the catalog image has no linux/{arch} manifest (it has: {', '.join(have) or 'none'})",
-                       "pass --arch with one of the listed architectures")
+    return ResolvedImage(top.digest, manifest.digest, layers, {str(k): str(v) for k, v in labels.items()})
 
 
 def unpack_catalog(source: ImageSource, image: ResolvedImage, target: Path, name: str) -> Path:
@@ -246,15 +159,13 @@ def unpack_catalog(source: ImageSource, image: ResolvedImage, target: Path, name
         raise CatalogError(f"{name}: image has no label {CATALOG_LABEL}, so it is not a file-based catalog",
                            "sqlite-based index images (before OpenShift 4.11) are not supported; use a "
                            "file-based catalog image")
-    blobs = []
-    for layer in image.layers:
-        digest = str(layer.get("digest", ""))
-        if not _DIGEST_RE.match(digest):
-            raise CatalogError(f"{name}: layer with unsupported digest {digest!r}", "only sha256 digests are supported")
-        size = layer.get("size")
-        blobs.append(LayerBlob(digest, str(layer.get("mediaType") or ""),
-                               (lambda d=digest: source.open_blob(d)), size if isinstance(size, int) else None))
+    blobs = [LayerBlob(layer.digest, layer.media_type, _opener(source, layer.digest), layer.size)
+             for layer in image.layers]
     return extract_configs(blobs, target, configs_dir)
+
+
+def _opener(source: ImageSource, digest: str) -> Callable[[], BinaryIO]:
+    return lambda: source.open_blob(digest)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -332,9 +243,9 @@ def _open_local(ref: str, spec: str, workdir: Path | None, arch: str, *, via_ove
     if not path.is_dir():
         raise CatalogError(f"{what}: {path} does not exist or is not a directory",
                            "give an FBC directory or an OCI image layout directory")
-    if (path / "oci-layout").is_file():
+    if (path / "oci-layout").is_file():  # a layout; OciLayoutSource checks its version
         layout = OciLayoutSource(path)
-        if not name and via_override and len(layout.entries) > 1:
+        if not name and via_override and layout.entry_count() > 1:
             name = _layout_name_for(ref, layout)
         return _open_image(ref, layout, name, workdir, arch, origin=f"oci-layout {path}")
     if not via_override:
@@ -354,7 +265,7 @@ def _layout_name_for(ref: str, layout: OciLayoutSource) -> str:
     for candidate in (ref, tag):
         if candidate and candidate in names:
             return candidate
-    return ""  # descriptor("") explains the ambiguity
+    return ""  # entry("") explains the ambiguity
 
 
 def _open_image(ref: str, source: ImageSource, reference: str, workdir: Path | None, arch: str,

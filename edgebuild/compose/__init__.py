@@ -6,8 +6,14 @@ EdgebuildError subclasses (see `errors`) that carry composer's error id and mess
 
 from .cloud import CloudClient, compose_cloud
 from .cloudapi import CloudBlueprint, blueprint_to_cloud, compose_request
-from .errors import (BlueprintConversionError, ComposeFailedError, ComposerAPIError, ComposerError,
-                     ComposerUnavailableError, ComposeTimeoutError)
+from .errors import (
+                     BlueprintConversionError,
+                     ComposeFailedError,
+                     ComposerAPIError,
+                     ComposerError,
+                     ComposerUnavailableError,
+                     ComposeTimeoutError,
+)
 from .transport import CLOUD_SOCKET, WELDR_SOCKET, Token, parse_endpoint
 from .types import IMAGE_TYPES, ComposeProgress, ComposeResult
 from .weldr import WeldrClient, compose_weldr

@@ -19,15 +19,33 @@ from urllib.parse import quote, urlsplit
 import httpx
 
 from ..errors import UsageError
+from ..fsutil import write_atomic
+from ..imagetypes import IMAGE_FILENAMES
 from .blueprint_file import load_blueprint
 from .cloudapi import blueprint_to_cloud, compose_request
 from .errors import ApiErrorEntry, ComposeFailedError, ComposerAPIError, ComposerError, ComposeTimeoutError
 from .osbuild_log import excerpt_from_cloud_logs
-from ..fsutil import write_atomic
-from .transport import (CLOUD_SOCKET, Download, Endpoint, Token, Waiter, attachment_name, open_client,
-                        parse_endpoint, redact, save_stream, transport_error)
-from .types import (IMAGE_FILENAMES, ComposeProgress, ComposeResult, ProgressCallback, check_image_type,
-                    check_ostree_options, composer_arch)
+from .transport import (
+    CLOUD_SOCKET,
+    Download,
+    Endpoint,
+    Token,
+    Waiter,
+    attachment_name,
+    open_client,
+    parse_endpoint,
+    redact,
+    save_stream,
+    transport_error,
+)
+from .types import (
+    ComposeProgress,
+    ComposeResult,
+    ProgressCallback,
+    check_image_type,
+    check_ostree_options,
+    composer_arch,
+)
 
 log = logging.getLogger("edgebuild.compose")
 
@@ -74,7 +92,7 @@ class CloudClient:
         self.token = token
         self._http = open_client(self.endpoint, api=API, token=token, verify=verify, timeout=timeout)
 
-    def __enter__(self) -> "CloudClient":
+    def __enter__(self) -> CloudClient:
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -199,9 +217,14 @@ def compose_cloud(blueprint_path: str | Path, image_type: str, *, endpoint: str 
         return result
 
 
+def _mapping(value: Any) -> Mapping[str, Any]:
+    """`value` when the composer sent a JSON object there, else an empty one (absent or null fields)."""
+    return value if isinstance(value, Mapping) else {}
+
+
 def _image_progress(status: Mapping[str, Any]) -> tuple[str, int | None, int | None]:
-    image = status.get("image_status") if isinstance(status.get("image_status"), Mapping) else {}
-    progress = image.get("progress") if isinstance(image.get("progress"), Mapping) else {}
+    image = _mapping(status.get("image_status"))
+    progress = _mapping(image.get("progress"))
     done, total = progress.get("done"), progress.get("total")
     return (str(image.get("status") or status.get("status")),
             done if isinstance(done, int) else None, total if isinstance(total, int) else None)
@@ -209,7 +232,8 @@ def _image_progress(status: Mapping[str, Any]) -> tuple[str, int | None, int | N
 
 def _wait(client: CloudClient, compose_id: str, waiter: Waiter, notify: ProgressCallback,
           heartbeat: float) -> dict[str, Any]:
-    last, last_report = ("pending", None, None), waiter.elapsed
+    last: tuple[str, int | None, int | None] = ("pending", None, None)
+    last_report = waiter.elapsed
     while True:
         status = client.compose_status(compose_id)
         seen = _image_progress(status)
@@ -228,8 +252,7 @@ def _wait(client: CloudClient, compose_id: str, waiter: Waiter, notify: Progress
 
 def _raise_failure(client: CloudClient, compose_id: str, status: Mapping[str, Any],
                    download_dir: str | Path | None) -> None:
-    image = status.get("image_status") if isinstance(status.get("image_status"), Mapping) else {}
-    error = image.get("error") if isinstance(image.get("error"), Mapping) else {}
+    error = _mapping(_mapping(status.get("image_status")).get("error"))
     reason = f"error {error.get('id', '?')}: {error.get('reason', 'no reason given')}" if error else "no error given"
     if error.get("details"):
         details = error["details"]

@@ -88,7 +88,7 @@ class _Converter:
         return [self.pick(item, allowed, f"{where}[{i}]", why) for i, item in enumerate(items)]
 
     def containers(self, items: Any) -> list[dict[str, Any]]:
-        out = []
+        out: list[dict[str, Any]] = []
         if not isinstance(items, list):
             self.problems.append("containers: expected an array of tables")
             return out

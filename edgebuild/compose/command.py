@@ -33,8 +33,9 @@ def run_compose(args: argparse.Namespace, out: TextIO = sys.stdout, poll_interva
                          hint="pass one of them")
     if token_file and not cloud_api:
         raise UsageError("--token-file is for the Cloud API", hint="add --cloud-api https://HOST, or drop the token")
-    common: dict[str, Any] = dict(ref=args.ref, parent=args.parent, url=args.url, wait=args.wait, download_dir=args.download,
-                  progress=_report, poll_interval=poll_interval, timeout=args.timeout)
+    common: dict[str, Any] = dict(ref=args.ref, parent=args.parent, url=args.url, wait=args.wait,
+                                  download_dir=args.download, progress=_report, poll_interval=poll_interval,
+                                  timeout=args.timeout)
     if cloud_api:
         token = Token.from_file(token_file) if token_file else None
         result = compose_cloud(args.blueprint, args.image_type, endpoint=cloud_api, token=token,

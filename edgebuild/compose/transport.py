@@ -47,7 +47,7 @@ class Token:
         self._value = value
 
     @classmethod
-    def from_file(cls, path: str | os.PathLike[str]) -> "Token":
+    def from_file(cls, path: str | os.PathLike[str]) -> Token:
         try:
             text = Path(path).read_text(encoding="utf-8")
         except OSError as exc:
@@ -158,13 +158,15 @@ def open_client(endpoint: Endpoint, *, api: str, token: Token | None = None,
         transport = httpx.HTTPTransport(uds=endpoint.socket)
         return httpx.Client(base_url=endpoint.base_url, transport=transport,
                             headers=token.authorization() if token else None, timeout=timeout)
-    tls: bool | ssl.SSLContext = verify
+    tls: bool | ssl.SSLContext
     if isinstance(verify, str):
         try:
             tls = ssl.create_default_context(cafile=verify)
         except (OSError, ssl.SSLError) as exc:
             raise UsageError(f"cannot load the CA certificate file {verify}: {exc}",
                              hint="pass a PEM file with the CA that signed the composer's certificate") from None
+    else:
+        tls = verify
     return httpx.Client(base_url=endpoint.base_url, verify=tls,
                         headers=token.authorization() if token else None, timeout=timeout)
 

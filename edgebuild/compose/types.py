@@ -8,15 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..errors import UsageError
-
-# Image types edgebuild composes, with osbuild's default artifact file name for each
-# (osbuild/images data/distrodefs/rhel-9/imagetypes.yaml): used when the server names no file.
-IMAGE_FILENAMES: dict[str, str] = {
-    "edge-commit": "commit.tar",
-    "edge-container": "container.tar",
-    "edge-installer": "installer.iso",
-}
-IMAGE_TYPES: tuple[str, ...] = tuple(IMAGE_FILENAMES)
+from ..imagetypes import IMAGE_FILENAMES, IMAGE_TYPES
 
 # edgebuild names device architectures as OCI does (--arch amd64|arm64); composer wants RPM names.
 _ARCH_ALIASES = {"amd64": "x86_64", "x86_64": "x86_64", "arm64": "aarch64", "aarch64": "aarch64"}

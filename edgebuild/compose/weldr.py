@@ -15,14 +15,28 @@ from urllib.parse import quote
 
 import httpx
 
+from ..fsutil import write_atomic
+from ..imagetypes import IMAGE_FILENAMES
 from .blueprint_file import BlueprintFile, load_blueprint
 from .errors import ApiErrorEntry, ComposeFailedError, ComposerAPIError, ComposeTimeoutError
 from .osbuild_log import excerpt_from_weldr_log, osbuild_log_from_tar
-from ..fsutil import write_atomic
-from .transport import (WELDR_SOCKET, Download, Waiter, attachment_name, open_client, save_stream,
-                        socket_endpoint, transport_error)
-from .types import (IMAGE_FILENAMES, ComposeProgress, ComposeResult, ProgressCallback, check_image_type,
-                    check_ostree_options)
+from .transport import (
+    WELDR_SOCKET,
+    Download,
+    Waiter,
+    attachment_name,
+    open_client,
+    save_stream,
+    socket_endpoint,
+    transport_error,
+)
+from .types import (
+    ComposeProgress,
+    ComposeResult,
+    ProgressCallback,
+    check_image_type,
+    check_ostree_options,
+)
 
 log = logging.getLogger("edgebuild.compose")
 
@@ -50,7 +64,7 @@ class WeldrClient:
         self.endpoint = socket_endpoint(socket)
         self._http = open_client(self.endpoint, api=API, timeout=timeout)
 
-    def __enter__(self) -> "WeldrClient":
+    def __enter__(self) -> WeldrClient:
         return self
 
     def __exit__(self, *exc: object) -> None:

@@ -254,7 +254,7 @@ def write_archives(root: Path, size_gb: float) -> SequenceWritten:
     record_bytes = _record_bytes(record)
 
     written = []
-    for number, (name, group) in enumerate(zip(names, groups), 1):
+    for number, (name, group) in enumerate(zip(names, groups, strict=True), 1):
         files = [(path.relative_to(root).as_posix(), path) for _, path, _ in group]
         if number == len(groups):
             files += [(path.relative_to(root).as_posix(), path) for path in _metadata_files(root)]

@@ -21,22 +21,29 @@ import os
 import posixpath
 import tarfile
 import tempfile
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any, BinaryIO, Protocol
 
 from ..catalog.loader import iter_dir_blobs
-from ..catalog.model import SCHEMA_BUNDLE, SCHEMA_CHANNEL, SCHEMA_DEPRECATIONS, SCHEMA_PACKAGE
+from ..catalog.model import CATALOG_LABEL, SCHEMA_BUNDLE, SCHEMA_CHANNEL, SCHEMA_DEPRECATIONS, SCHEMA_PACKAGE
 from ..catalog.selection import Selection
 from ..errors import RegistryError
-from .endpoints import Endpoint
-from .manifest import DOCKER_MANIFEST, OCI_LAYER_GZIP, Descriptor, Manifest, parse_manifest, sha256_digest
+from .endpoints import BlobOpener, Endpoint
+from .manifest import (
+    DOCKER_MANIFEST,
+    MAX_CONFIG_BYTES,
+    OCI_LAYER_GZIP,
+    Descriptor,
+    Manifest,
+    parse_config,
+    parse_manifest,
+    sha256_digest,
+)
 
-CATALOG_LABEL = "operators.operatorframework.io.index.configs.v1"
 DOCKER_LAYER_GZIP = "application/vnd.docker.image.rootfs.diff.tar.gzip"
 _ORDER = {SCHEMA_PACKAGE: 0, SCHEMA_CHANNEL: 1, SCHEMA_BUNDLE: 2, SCHEMA_DEPRECATIONS: 3}
-_MAX_CONFIG = 8 << 20
 
 
 def _trim_deprecations(blob: dict[str, Any], channels: Iterable[str], bundles: set[str]) -> dict[str, Any] | None:
@@ -79,9 +86,10 @@ def write_filtered_fbc(selection: Selection, catalog_dir: str | os.PathLike[str]
                     continue
                 selected = kept[package]
                 if schema == SCHEMA_DEPRECATIONS:
-                    blob = _trim_deprecations(blob, selected.channels.keys(), bundle_names[package])
-                    if blob is None:
+                    trimmed = _trim_deprecations(blob, selected.channels.keys(), bundle_names[package])
+                    if trimmed is None:
                         continue
+                    blob = trimmed
                 elif schema == SCHEMA_PACKAGE and selected.default_channel:  # none: left as the source had it
                     blob = {**blob, "defaultChannel": selected.default_channel}
                 elif schema == SCHEMA_CHANNEL:
@@ -115,10 +123,14 @@ class LayerFile:
     diff_id: str
 
 
+class _Sink(Protocol):
+    def write(self, data: bytes, /) -> int: ...
+
+
 class _Hashing(io.RawIOBase):
     """A write-only stream that hashes what passes through to `target`."""
 
-    def __init__(self, target: BinaryIO) -> None:
+    def __init__(self, target: _Sink) -> None:
         self.target = target
         self.hasher = hashlib.sha256()
 
@@ -133,10 +145,10 @@ class _Hashing(io.RawIOBase):
 def _write_layer(path: Path, add_members: Callable[[tarfile.TarFile], None]) -> LayerFile:
     """A gzip'ed tar layer at `path`; returns its digest, size and diff_id (sha256 of the tar)."""
     with path.open("wb") as raw:
-        outer = _Hashing(raw)  # type: ignore[arg-type]
-        with gzip.GzipFile(fileobj=outer, mode="wb", compresslevel=6, mtime=0) as gz:  # type: ignore[arg-type]
-            inner = _Hashing(gz)  # type: ignore[arg-type]
-            with tarfile.open(fileobj=inner, mode="w|", format=tarfile.PAX_FORMAT) as tar:  # type: ignore[arg-type]
+        outer = _Hashing(raw)
+        with gzip.GzipFile(fileobj=outer, mode="wb", compresslevel=6, mtime=0) as gz:
+            inner = _Hashing(gz)
+            with tarfile.open(fileobj=inner, mode="w|", format=tarfile.PAX_FORMAT) as tar:
                 add_members(tar)
     return LayerFile(path, "sha256:" + outer.hasher.hexdigest(), path.stat().st_size,
                      "sha256:" + inner.hasher.hexdigest())
@@ -172,26 +184,28 @@ def build_catalog_layers(fbc_file: Path, configs_dir: str, workdir: Path) -> tup
     return white, catalog
 
 
-def _bytes_opener(data: bytes):  # type: ignore[no-untyped-def]
+def _bytes_opener(data: bytes) -> BlobOpener:
     return lambda: contextlib.nullcontext((iter([data]), len(data)))
 
 
-def _file_opener(path: Path):  # type: ignore[no-untyped-def]
+def _file_opener(path: Path) -> BlobOpener:
     @contextlib.contextmanager
-    def opener():  # type: ignore[no-untyped-def]
+    def opener() -> Iterator[tuple[Iterator[bytes], int | None]]:
         with path.open("rb") as fh:
             yield iter(lambda: fh.read(1 << 20), b""), path.stat().st_size
     return opener
 
 
+def _blob_opener(src: Endpoint, repo: str, desc: Descriptor) -> BlobOpener:
+    return lambda: src.open_blob(repo, desc)
+
+
 def _read_config(src: Endpoint, repo: str, desc: Descriptor, origin: str) -> dict[str, Any]:
-    if desc.size > _MAX_CONFIG:
+    if desc.size > MAX_CONFIG_BYTES:  # refused before a byte is read
         raise RegistryError(f"{origin}: image config of {desc.size} bytes is too large for a catalog image")
     with src.open_blob(repo, desc) as (chunks, _size):
         data = b"".join(chunks)
-    if sha256_digest(data) != desc.digest:
-        raise RegistryError(f"{origin}: image config does not match its digest {desc.digest}")
-    return json.loads(data)
+    return parse_config(data, desc, f"{origin}: image config")
 
 
 def rebuild_catalog_image(src: Endpoint, src_repo: str, src_ref: str, dst: Endpoint, dst_repo: str, dst_tag: str,
@@ -214,7 +228,7 @@ def rebuild_catalog_image(src: Endpoint, src_repo: str, src_ref: str, dst: Endpo
             layers[configs_dir] = build_catalog_layers(fbc_file, configs_dir, workdir / f"layers-{len(layers)}")
         white, catalog = layers[configs_dir]
         for desc in manifest.blobs[1:]:
-            dst.ensure_blob(dst_repo, desc, lambda d=desc: src.open_blob(src_repo, d), f"{origin} blob {desc.digest[:19]}")
+            dst.ensure_blob(dst_repo, desc, _blob_opener(src, src_repo, desc), f"{origin} blob {desc.digest[:19]}")
         layer_type = DOCKER_LAYER_GZIP if manifest.media_type == DOCKER_MANIFEST else OCI_LAYER_GZIP
         new_descs = []
         for layer in (white, catalog):

@@ -26,7 +26,7 @@ from typing import Any
 
 from ..errors import RegistryError
 from ..fsutil import commit_file, pause_point, write_atomic
-from .endpoints import BlobOpener, BlobOutcome, transfer_with_retries
+from .endpoints import BlobOpener, BlobOutcome, RepositoryState, transfer_with_retries
 from .manifest import OCI_INDEX, Descriptor, Manifest, parse_manifest
 from .retry import RetryPolicy
 from .stream import verified_chunks
@@ -64,6 +64,20 @@ def ref_name(repository: str, reference: str) -> str:
     return f"{repository}@{reference}" if reference.startswith("sha256:") else f"{repository}:{reference}"
 
 
+def check_layout(root: Path) -> None:
+    """Refuse a directory that is not an OCI image layout of version 1.0.0 (the `oci-layout` file)."""
+    marker = root / "oci-layout"
+    if not marker.is_file():
+        raise RegistryError(f"{root} is not an OCI image layout: it has no oci-layout file",
+                            hint="give the directory written by e.g. `skopeo copy ... oci:DIR:TAG`")
+    try:
+        version = json.loads(marker.read_text()).get("imageLayoutVersion")
+    except (OSError, ValueError, AttributeError) as exc:
+        raise RegistryError(f"{marker}: unreadable ({exc})", hint="oci-layout must be a JSON file") from None
+    if version != "1.0.0":
+        raise RegistryError(f"{root}: OCI layout version {version!r} is not supported (expected 1.0.0)")
+
+
 def split_ref_name(name: str) -> tuple[str, str]:
     """(repository, tag or digest) of an index.json ref name written by ref_name()."""
     if "@" in name:
@@ -96,10 +110,14 @@ class LayoutEndpoint:
         if not path.exists():
             return {"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": []}
         try:
-            return json.loads(path.read_text())
+            index = json.loads(path.read_text())
         except ValueError as exc:
             raise RegistryError(f"{path} is not valid JSON: {exc}",
                                 hint="the layout is damaged; remove index.json and rerun mirror-to-disk") from None
+        if not isinstance(index, dict) or not isinstance(index.get("manifests"), list):
+            raise RegistryError(f"{path} has no 'manifests' list", hint="the layout is damaged")
+        index["manifests"] = [m for m in index["manifests"] if isinstance(m, dict) and isinstance(m.get("digest"), str)]
+        return index
 
     def blob_path(self, digest: str) -> Path:
         algo, _, hexpart = digest.partition(":")
@@ -150,20 +168,50 @@ class LayoutEndpoint:
                 raise RegistryError(f"{self.label}: no image named {ref_name(repository, reference)}",
                                     hint="the disk copy is incomplete; rerun mirror-to-disk")
             digest, media_type = entry["digest"], entry.get("mediaType")
+        return self.read_manifest(digest, media_type, f"{self.label}:{ref_name(repository, reference)}")
+
+    def read_manifest(self, digest: str, media_type: str | None, origin: str) -> Manifest:
+        """The stored manifest blob `digest`, parsed (parse_manifest caps its size) and checked against its digest."""
         self.blob_path(digest)  # refuses a malformed digest before any lookup
         try:
             with self.open_stored(digest) as (chunks, _size):
                 data = b"".join(chunks)
         except FileNotFoundError:
-            raise RegistryError(f"{self.label}: manifest {digest} of {repository} is missing",
+            raise RegistryError(f"{self.label}: manifest {digest} is missing",
                                 hint="the disk copy is incomplete; rerun mirror-to-disk") from None
-        manifest = parse_manifest(data, media_type, f"{self.label}:{ref_name(repository, reference)}")
+        manifest = parse_manifest(data, media_type, origin)
         if manifest.digest != digest:
-            raise RegistryError(f"{self.label}: the stored manifest {digest} does not match its digest",
-                                hint="the disk copy is damaged; delete that file and rerun mirror-to-disk")
+            raise RegistryError(f"{self.label}: the stored manifest {digest} does not match its digest "
+                                f"(content digest is {manifest.digest})",
+                                hint="the disk copy is damaged; delete that file and copy the image again")
         return manifest
 
-    def repository_state(self, repository: str) -> str:
+    def names(self) -> list[str]:
+        """The ref names of index.json, sorted."""
+        return sorted(set(self.refs()) - {""})
+
+    def entry(self, name: str) -> dict[str, Any]:
+        """The index.json entry a ref name, a digest or "" (the layout's only image) selects."""
+        with self._lock:
+            entries = list(self._index["manifests"])
+        if name.startswith("sha256:"):
+            self.blob_path(name)
+            return next((e for e in entries if e["digest"] == name), {"digest": name})
+        if not name:
+            if len(entries) == 1:
+                return entries[0]
+            if not entries:
+                raise RegistryError(f"OCI layout {self.root} holds no image (index.json lists no manifests)")
+            raise RegistryError(f"OCI layout {self.root} holds {len(entries)} images; say which one",
+                                hint=f"use oci://{self.root}:NAME with NAME one of: "
+                                     f"{', '.join(self.names()) or '(unnamed)'}")
+        for candidate in entries:
+            if candidate.get("annotations", {}).get(REF_NAME) == name:
+                return candidate
+        raise RegistryError(f"OCI layout {self.root} has no image named {name!r}",
+                            hint=f"names in its index.json: {', '.join(self.names()) or '(none)'}")
+
+    def repository_state(self, repository: str) -> RepositoryState:
         return "exists"  # looking a blob up is a stat here: never worth skipping
 
     def manifest_digest(self, repository: str, reference: str) -> str | None:

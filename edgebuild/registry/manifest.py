@@ -1,4 +1,4 @@
-"""Manifest media types and the few facts the copy engine reads from a manifest.
+"""The OCI model shared by mirroring and catalog loading: media types, size caps, parsing, platform choice.
 
 Only OCI and Docker schema2 types are understood (single manifests and indexes / manifest lists);
 anything else is refused with an error naming the type, because copying a manifest whose children
@@ -27,8 +27,10 @@ IMAGE_TYPES = frozenset({OCI_MANIFEST, DOCKER_MANIFEST})
 SUPPORTED_TYPES = INDEX_TYPES | IMAGE_TYPES
 # Sent on every manifest request: distribution 2.8 answers 404 for an OCI manifest when Accept lacks OCI types.
 MANIFEST_ACCEPT = ", ".join([OCI_INDEX, OCI_MANIFEST, DOCKER_LIST, DOCKER_MANIFEST])
-# The limit containers/image and distribution apply; a larger body is refused before it is read whole.
+# The limits containers/image applies (internal/iolimits: MaxManifestBodySize, MaxConfigBodySize), and
+# distribution's manifest limit: a larger body is refused before it is read whole.
 MAX_MANIFEST_BYTES = 4 * 1024 * 1024
+MAX_CONFIG_BYTES = 4 * 1024 * 1024
 
 
 def sha256_digest(data: bytes) -> str:
@@ -43,7 +45,7 @@ class Descriptor:
     platform: dict[str, Any] | None = None
 
     @classmethod
-    def from_json(cls, raw: Any, origin: str) -> "Descriptor":
+    def from_json(cls, raw: Any, origin: str) -> Descriptor:
         if not isinstance(raw, dict) or not isinstance(raw.get("digest"), str) or not isinstance(raw.get("size"), int):
             raise RegistryError(f"{origin}: malformed descriptor {str(raw)[:200]!r}: needs 'digest' and 'size'")
         digest = raw["digest"]
@@ -79,12 +81,7 @@ def parse_manifest(data: bytes, content_type: str | None, origin: str) -> Manife
     if len(data) > MAX_MANIFEST_BYTES:
         raise RegistryError(f"{origin}: manifest is {len(data)} bytes, over the 4 MiB limit registries accept",
                             hint="such a manifest cannot be pushed to a distribution registry; exclude the image")
-    try:
-        body = json.loads(data)
-    except ValueError as exc:
-        raise RegistryError(f"{origin}: manifest is not JSON ({exc})") from None
-    if not isinstance(body, dict):
-        raise RegistryError(f"{origin}: manifest is not a JSON object")
+    body = _json_object(data, f"{origin}: manifest")
     media_type = body.get("mediaType") or (content_type or "").split(";")[0].strip()
     if media_type not in SUPPORTED_TYPES:
         if not media_type or media_type in ("application/json", "application/octet-stream"):
@@ -113,17 +110,66 @@ def platform_matches(platform: dict[str, Any] | None, arch: str) -> bool:
     return platform.get("architecture") == arch and platform.get("os", "linux") == "linux"
 
 
+def instances_for(index: Manifest, arch: str) -> list[Descriptor]:
+    """The children of `index` that serve linux/`arch`, best first.
+
+    As containers/image chooses (internal/manifest/oci_index.go, chooseInstance): children whose
+    platform matches; when none does, an OCI index child without a platform (the first one), which
+    is meant for any platform. A Docker manifest list child always names its platform
+    (docker_schema2_list.go, ChooseInstance), so it has no such fallback.
+    """
+    matching = [c for c in index.children if platform_matches(c.platform, arch)]
+    if matching or index.media_type != OCI_INDEX:
+        return matching
+    return [c for c in index.children if not c.platform][:1]
+
+
+def _no_instance(index: Manifest, arch: str, origin: str, hint: str) -> RegistryError:
+    found = sorted({f"{(c.platform or {}).get('os', '?')}/{(c.platform or {}).get('architecture', '?')}"
+                    for c in index.children})
+    return RegistryError(f"{origin}: the index has no linux/{arch} manifest (it has: {', '.join(found) or 'none'})",
+                         hint=hint)
+
+
+def choose_instance(index: Manifest, arch: str, origin: str) -> Descriptor:
+    """The one child of `index` to read for linux/`arch` (see instances_for)."""
+    chosen = instances_for(index, arch)
+    if not chosen:
+        raise _no_instance(index, arch, origin, "pass --arch with one of the listed architectures")
+    return chosen[0]
+
+
 def filter_index(index: Manifest, arch: str, origin: str) -> Manifest:
     """A new index holding only the children for `arch`, serialised as a valid index of the same type."""
-    kept = [c for c in index.children if platform_matches(c.platform, arch)]
+    kept = instances_for(index, arch)
     if not kept:
-        found = sorted({f"{(c.platform or {}).get('os', '?')}/{(c.platform or {}).get('architecture', '?')}"
-                        for c in index.children})
-        raise RegistryError(f"{origin}: the index has no linux/{arch} manifest (it has {', '.join(found) or 'none'})",
-                            hint="choose an --arch the image is built for, or leave --arch unset to keep it whole")
+        raise _no_instance(index, arch, origin,
+                           "choose an --arch the image is built for, or leave --arch unset to keep it whole")
     if len(kept) == len(index.children):
         return index  # nothing to drop: keep the original bytes and digest
     body = dict(index.body)
     body["manifests"] = [c for c in index.body.get("manifests", []) if c.get("digest") in {k.digest for k in kept}]
     data = json.dumps(body, separators=(",", ":")).encode()
     return Manifest(data, index.media_type, sha256_digest(data), children=kept, body=body)
+
+
+def parse_config(data: bytes, desc: Descriptor, origin: str) -> dict[str, Any]:
+    """An image config blob (read up to MAX_CONFIG_BYTES + 1), checked against its cap and digest, as JSON."""
+    if len(data) > MAX_CONFIG_BYTES:
+        raise RegistryError(f"{origin}: config {desc.digest} is over {MAX_CONFIG_BYTES} bytes; "
+                            "that is not an image config")
+    actual = sha256_digest(data)
+    if actual != desc.digest:
+        raise RegistryError(f"{origin}: config content digest is {actual}, expected {desc.digest}",
+                            hint="the image is corrupt; copy it again")
+    return _json_object(data, f"{origin}: config {desc.digest}")
+
+
+def _json_object(data: bytes, what: str) -> dict[str, Any]:
+    try:
+        doc = json.loads(data)
+    except ValueError as exc:
+        raise RegistryError(f"{what} is not JSON ({exc})") from None
+    if not isinstance(doc, dict):
+        raise RegistryError(f"{what} is not a JSON object")
+    return doc

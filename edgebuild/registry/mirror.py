@@ -22,18 +22,26 @@ import sys
 import tempfile
 import threading
 import time
-from dataclasses import dataclass, field
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
 
-from ..errors import EdgebuildError, RegistryError, UsageError
+from ..errors import RegistryError, UsageError
 from ..fsutil import locked_directory, path_length_problem, pause_point, write_atomic
 from ..plan import Plan, PlanImage, image_destination
 from ..reference import ImageReference, MirrorTarget
-from .archive import (ArchivedLayout, SequenceWritten, blob_repositories, blob_sequence, find_archives,
-                      open_archives, read_record, write_archives)
+from .archive import (
+    ArchivedLayout,
+    SequenceWritten,
+    blob_repositories,
+    blob_sequence,
+    find_archives,
+    open_archives,
+    read_record,
+    write_archives,
+)
 from .client import RegistryClient
 from .endpoints import BlobOpener, BlobOutcome, Endpoint, RegistryEndpoint, RepositoryState
 from .engine import CopyEngine, CopyJob, CopyResult
@@ -208,17 +216,16 @@ class _Source:
     digest: str | None  # known up front (a digest reference); checked against what is read
 
 
-def _source_of(img: PlanImage, clients: "_Clients") -> _Source:
+def _source_of(img: PlanImage, clients: _Clients) -> _Source:
     """A registry image, or an `oci://PATH[:NAME]` catalog read from its OCI layout by digest."""
     if img.source.startswith("oci://"):
-        from ..catalog.sources import OciLayoutSource
         spec = img.source.removeprefix("oci://")
         path, name = spec, ""
         if not Path(spec).is_dir() and ":" in spec:
             path, _, name = spec.rpartition(":")
         try:
-            digest = str(OciLayoutSource(Path(path)).descriptor(name)["digest"])
-        except EdgebuildError as exc:
+            digest = str(clients.layout(path).entry(name)["digest"])
+        except RegistryError as exc:
             raise RegistryError(f"{img.source}: {exc.message}", exc.hint) from None
         return _Source(clients.layout(path), "", digest, digest)
     ref = ImageReference.parse(img.source)
@@ -383,7 +390,7 @@ def _mirror_to_disk_locked(plan: Plan, root: Path, options: MirrorOptions) -> Mi
     try:
         jobs = []
         rebuild = _catalogs_to_rebuild(plan, options)
-        for img, entry in zip(plan.images, entries):
+        for img, entry in zip(plan.images, entries, strict=True):
             if img.source in rebuild and img.type == "catalog":
                 continue
             source = _source_of(img, clients)
@@ -550,7 +557,7 @@ class _CarriedSource:
             raise self.carried.missing(f"manifest of {ref_name(repository, reference)}", digest, dst_repo)
         return destination.get_manifest(dst_repo, digest)
 
-    def repository_state(self, repository: str) -> str:
+    def repository_state(self, repository: str) -> RepositoryState:
         return self.layout.repository_state(repository)
 
     def manifest_digest(self, repository: str, reference: str) -> str | None:
@@ -632,9 +639,10 @@ def mirror_from_disk(directory: str | os.PathLike[str], target: str | MirrorTarg
                 continue
             src_ref = entry["tag"] or entry["layoutDigest"]
             dst_repo = mirror.repository_for(entry["repository"])
+            label_dst = f"{mirror.registry}/{dst_repo}" + (f":{entry['tag']}" if entry["tag"] else "")
             jobs.append(CopyJob(entry["source"], source, entry["repository"], src_ref, destination, dst_repo,
                                 entry["tag"], expected_digest=entry.get("layoutDigest"), label_src=entry["source"],
-                                label_dst=f"{mirror.registry}/{dst_repo}" + (f":{entry['tag']}" if entry["tag"] else "")))
+                                label_dst=label_dst))
         report = _run(jobs, options, f"docker://{mirror}")
     finally:
         clients.close()
@@ -646,8 +654,3 @@ def mirror_from_disk(directory: str | os.PathLike[str], target: str | MirrorTarg
             result.digest = entry.get("digest") or result.digest
     return _finish(report, options)
 
-
-def load_disk_plan(directory: str | os.PathLike[str]) -> dict[str, Any]:
-    """The plan JSON a disk copy was made from (for rendering after disk-to-mirror)."""
-    root, _ = read_disk_metadata(directory)
-    return json.loads((root / METADATA_DIR / PLAN_FILE).read_text())

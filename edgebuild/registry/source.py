@@ -15,6 +15,7 @@ from typing import Any, BinaryIO
 
 from ..reference import ImageReference
 from .client import RegistryClient
+from .manifest import Manifest
 from .retry import RetryPolicy
 
 
@@ -54,13 +55,12 @@ class RegistryImageSource:
         self.client = client
         self.repository = repository
 
-    def get_manifest(self, reference: str) -> tuple[bytes, str]:
-        manifest = self.client.get_manifest(self.repository, reference)
-        return manifest.data, manifest.media_type
+    def get_manifest(self, reference: str) -> Manifest:
+        return self.client.get_manifest(self.repository, reference)
 
     def open_blob(self, digest: str) -> BinaryIO:
         reader = _BlobReader(self.client.open_blob(self.repository, digest))
-        return io.BufferedReader(reader, buffer_size=1 << 20)  # type: ignore[return-value]
+        return io.BufferedReader(reader, buffer_size=1 << 20)
 
 
 class RegistrySourceFactory:
@@ -68,7 +68,7 @@ class RegistrySourceFactory:
 
     def __init__(self, *, tls_verify: bool = True, cert_dir: str | os.PathLike[str] | None = None,
                  authfile: str | os.PathLike[str] | None = None, retry: RetryPolicy | None = None) -> None:
-        self._options = {"tls_verify": tls_verify, "cert_dir": cert_dir, "authfile": authfile, "retry": retry}
+        self._tls_verify, self._cert_dir, self._authfile, self._retry = tls_verify, cert_dir, authfile, retry
         self._clients: dict[str, RegistryClient] = {}
         self._lock = threading.Lock()
 
@@ -76,7 +76,9 @@ class RegistrySourceFactory:
         with self._lock:  # catalogs load concurrently
             client = self._clients.get(reference.registry)
             if client is None:
-                client = self._clients[reference.registry] = RegistryClient(reference.registry, **self._options)
+                client = RegistryClient(reference.registry, tls_verify=self._tls_verify, cert_dir=self._cert_dir,
+                                        authfile=self._authfile, retry=self._retry)
+                self._clients[reference.registry] = client
         return RegistryImageSource(client, reference.repository)
 
     def close(self) -> None:

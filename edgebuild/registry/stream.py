@@ -41,7 +41,7 @@ def verified_chunks(chunks: Iterable[bytes], desc: Descriptor, origin: str,
             break
         except RegistryError:
             raise
-        except Exception as exc:  # noqa: BLE001 - any read failure of the source is a stream error
+        except Exception as exc:  # any read failure of the source is a stream error
             raise SourceStreamError(origin, exc) from exc
         if not chunk:
             continue

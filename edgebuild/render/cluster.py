@@ -3,8 +3,20 @@
 v1alpha2 runs (oc-mirror v1): `imageContentSourcePolicy.yaml` with ICSPs `generic-0`,
 `operator-0` (label `operators.openshift.org/catalog: "true"`), split at 250000 bytes, and
 `catalogSource-cs-<repo>.yaml` whose image prefers the tag. v2alpha1 runs (oc-mirror v2):
-`idms-oc-mirror.yaml` / `itms-oc-mirror.yaml` with one object per category
-(`idms-operator-0`, …) and `cs-<repo>-<suffix>.yaml`. Catalog images never appear in mirror sets.
+`idms-oc-mirror.yaml` / `itms-oc-mirror.yaml` with objects per category (`idms-operator-0`, …)
+and `cs-<repo>-<suffix>.yaml`. Catalog images never appear in mirror sets.
+
+Mirror scopes are written as the destination was given: `--to docker://myregistry/ns` gives
+`myregistry/ns/…`, not `docker.io/myregistry/ns/…` (oc-mirror v2 `image.ParseRef` takes the first
+path component as the domain, unnormalised, and `namespaceScope` joins it back;
+internal/pkg/clusterresources/clusterresources.go).
+
+Every object is split at 250000 bytes like oc-mirror v1's ICSPs (v1/pkg/cli/mirror/manifests.go:
+`icspSizeLimit`, and `idmsSizeLimit` = 250000 beside it), under the 262144 bytes that client-side
+`oc apply` can store in its last-applied-configuration annotation. oc-mirror v2 never splits
+IDMS/ITMS (`generateIDMS` names the one object per category `idms-<category>-0`); here the parts
+count up from it: `idms-operator-0`, `idms-operator-1`, … as v1's builders name theirs
+(`<name>-<count>`).
 
 Deliberate differences: oc-mirror v1 names every split ICSP chunk `…-0` (a counter re-declared in
 its loop) and orders entries by map iteration; here chunks count up and entries are sorted, so
@@ -14,19 +26,22 @@ its loop) and orders entries by map iteration; here chunks count up and entries 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import yaml
 
+from ..errors import ConfigError
 from ..plan import CatalogPlan, Plan
-from ..reference import ImageReference
+from ..reference import DOCKER_HUB, ImageReference
 from .errors import RenderError
 from .mirrors import MirrorRule, category_of, scopes, unique_rules
 from .names import catalog_source_name_v1, catalog_source_name_v2, unique
+from .validate import check_poll_interval, checked, is_dns1123_subdomain
 from .yamlio import dump, dump_all
 
-ICSP_SIZE_LIMIT = 250000
+ICSP_SIZE_LIMIT = 250000  # also the limit of each IDMS/ITMS part
 MARKETPLACE = "openshift-marketplace"
 _ANNOTATIONS = {"createdBy": "edgebuild"}
 
@@ -51,6 +66,7 @@ def mirror_rules(plan: Plan, semantics: str) -> tuple[list[MirrorRule], list[str
         src = ImageReference.parse(img.source)
         dst = ImageReference.parse(img.destination)
         source_scope, mirror_scope = scopes(src, dst)
+        mirror_scope = _as_given(mirror_scope, img.destination)
         category = category_of(img.type)
         if semantics == "v1":
             if not (img.digest or src.digest):
@@ -64,6 +80,14 @@ def mirror_rules(plan: Plan, semantics: str) -> tuple[list[MirrorRule], list[str
             if src.tag:
                 rules.append(MirrorRule(source_scope, mirror_scope, "tag", category))
     return unique_rules(rules), warnings
+
+
+def _as_given(scope: str, destination: str) -> str:
+    """The scope without the `docker.io/` that parsing added to a destination whose first part is no
+    host (`myregistry/ns/…`): oc-mirror writes the destination's own first component."""
+    if scope.startswith(DOCKER_HUB + "/") and not destination.startswith(DOCKER_HUB + "/"):
+        return scope[len(DOCKER_HUB) + 1:]
+    return scope
 
 
 def catalog_sources(plan: Plan) -> list[CatalogSourceSpec]:
@@ -102,8 +126,10 @@ def catalog_source_object(spec: CatalogSourceSpec, image: str) -> dict[str, Any]
     }
 
 
-def render_cluster_resources(plan: Plan, sources: list[CatalogSourceSpec]) -> tuple[dict[str, str], list[str]]:
-    """{file name: YAML text} of cluster-resources/, and warnings."""
+def render_cluster_resources(plan: Plan, sources: list[CatalogSourceSpec],
+                             poll_interval: str | None = None) -> tuple[dict[str, str], list[str]]:
+    """{file name: YAML text} of cluster-resources/, and warnings. `poll_interval`
+    (--catalog-poll-interval) goes on CatalogSources whose image is a tag: a digest never changes."""
     rules, warnings = mirror_rules(plan, plan.semantics)
     files: dict[str, str] = {}
     if plan.semantics == "v1":
@@ -111,7 +137,8 @@ def render_cluster_resources(plan: Plan, sources: list[CatalogSourceSpec]) -> tu
         if icsps:
             files["imageContentSourcePolicy.yaml"] = dump_all(icsps)
         for spec in sources:
-            files[f"catalogSource-{spec.name}.yaml"] = dump(catalog_source_object(spec, spec.cluster_image))
+            obj = _cluster_catalog_source(spec, poll_interval, warnings)
+            files[f"catalogSource-{spec.name}.yaml"] = dump(obj)
     else:
         idms = _mirror_sets(rules, "digest", "ImageDigestMirrorSet", "idms", "imageDigestMirrors")
         itms = _mirror_sets(rules, "tag", "ImageTagMirrorSet", "itms", "imageTagMirrors")
@@ -120,10 +147,23 @@ def render_cluster_resources(plan: Plan, sources: list[CatalogSourceSpec]) -> tu
         if itms:
             files["itms-oc-mirror.yaml"] = dump_all(itms)
         for spec in sources:
-            obj = catalog_source_object(spec, spec.cluster_image)
+            obj = _cluster_catalog_source(spec, poll_interval, warnings)
             obj.setdefault("metadata", {}).setdefault("annotations", {}).update(_ANNOTATIONS)
             files[f"{spec.name}.yaml"] = dump(obj)
     return files, warnings
+
+
+def _cluster_catalog_source(spec: CatalogSourceSpec, poll_interval: str | None,
+                            warnings: list[str]) -> dict[str, Any]:
+    obj = catalog_source_object(spec, spec.cluster_image)
+    if poll_interval:
+        if ImageReference.parse(spec.cluster_image).tag:
+            obj["spec"]["updateStrategy"] = {"registryPoll": {"interval": poll_interval}}
+        else:
+            warnings.append(f"--catalog-poll-interval {poll_interval}: not written to the cluster CatalogSource "
+                            f"{spec.name}: its image {spec.cluster_image} is pinned by digest, so polling could "
+                            "never find a newer catalog")
+    return checked(obj, "--catalog-poll-interval or the catalog's targetCatalogSourceTemplate")
 
 
 def _grouped(rules: list[MirrorRule], pull: str) -> dict[str, dict[str, list[str]]]:
@@ -139,36 +179,45 @@ def _grouped(rules: list[MirrorRule], pull: str) -> dict[str, dict[str, list[str
 
 
 def _icsps(rules: list[MirrorRule]) -> list[dict[str, Any]]:
-    """ICSPs per category, each at most ICSP_SIZE_LIMIT bytes of YAML.
-
-    Block-style list items serialize independently, so a chunk's size is the size with its first
-    entry plus the size of each further entry: linear in the number of entries (dumping the whole
-    chunk after every entry took minutes for a few thousand), and checked exactly once per chunk.
-    """
+    """ICSPs per category, each at most ICSP_SIZE_LIMIT bytes of YAML."""
     out: list[dict[str, Any]] = []
     for category, sources in sorted(_grouped(rules, "digest").items()):
-        count = 0
-        current = _icsp(category, count)
-        size = 0
-        for source in sorted(sources):
-            entry = {"source": source, "mirrors": sources[source]}
-            single = _size(_icsp(category, count, [entry]))
-            if single > ICSP_SIZE_LIMIT:
-                raise RenderError(f"repository digest mirror for {source!r} cannot fit into an "
-                                  f"ImageContentSourcePolicy of {ICSP_SIZE_LIMIT} bytes")
-            cost = _size(_icsp(category, count, [entry, entry])) - single
-            entries = current["spec"]["repositoryDigestMirrors"]
-            if entries and size + cost > ICSP_SIZE_LIMIT:
-                out.append(current)
-                count += 1
-                current = _icsp(category, count)
-                entries = current["spec"]["repositoryDigestMirrors"]
-            size = size + cost if entries else _size(_icsp(category, count, [entry]))
-            entries.append(entry)
-        out.append(current)
-    for icsp in out:
-        assert _size(icsp) <= ICSP_SIZE_LIMIT, icsp["metadata"]["name"]
+        out += _split(sources, lambda count, entries: _icsp(category, count, entries), "repositoryDigestMirrors")
     return sorted(out, key=lambda o: o["metadata"]["name"])
+
+
+def _split(sources: dict[str, list[str]], make: Callable[[int, list[dict[str, Any]]], dict[str, Any]],
+           key: str) -> list[dict[str, Any]]:
+    """Objects `make(count, entries)` holding every source's entry, each at most ICSP_SIZE_LIMIT bytes.
+
+    Block-style list items serialize independently, so a part's size is the size with its first
+    entry plus the size of each further entry: linear in the number of entries (dumping the whole
+    part after every entry took minutes for a few thousand), and checked exactly once per part.
+    """
+    out: list[dict[str, Any]] = []
+    count = 0
+    current = make(count, [])
+    size = 0
+    for source in sorted(sources):
+        entry = {"source": source, "mirrors": sources[source]}
+        single = _size(make(count, [entry]))
+        if single > ICSP_SIZE_LIMIT:
+            raise RenderError(f"the mirror entry for {source!r} cannot fit into a {current['kind']} of "
+                              f"{ICSP_SIZE_LIMIT} bytes")
+        cost = _size(make(count, [entry, entry])) - single
+        entries = current["spec"][key]
+        if entries and size + cost > ICSP_SIZE_LIMIT:
+            out.append(current)
+            count += 1
+            current = make(count, [])
+            entries = current["spec"][key]
+        size = size + cost if entries else _size(make(count, [entry]))
+        entries.append(entry)
+    out.append(current)
+    for obj in out:
+        assert _size(obj) <= ICSP_SIZE_LIMIT, obj["metadata"]["name"]
+        checked(obj, "the mirror destination (--to/--mirror)")
+    return out
 
 
 def _size(obj: dict[str, Any]) -> int:
@@ -184,27 +233,31 @@ def _icsp(category: str, count: int, entries: list[dict[str, Any]] | None = None
 
 
 def _mirror_sets(rules: list[MirrorRule], pull: str, kind: str, prefix: str, key: str) -> list[dict[str, Any]]:
-    out = []
+    """IDMS or ITMS per category, split like ICSPs: `<prefix>-<category>-0`, `-1`, …"""
+    out: list[dict[str, Any]] = []
     for category, sources in sorted(_grouped(rules, pull).items()):
-        out.append({
-            "apiVersion": "config.openshift.io/v1",
-            "kind": kind,
-            "metadata": {"name": f"{prefix}-{category}-0", "annotations": dict(_ANNOTATIONS)},
-            "spec": {key: [{"source": s, "mirrors": sources[s]} for s in sorted(sources)]},
-        })
+        def make(count: int, entries: list[dict[str, Any]], category: str = category) -> dict[str, Any]:
+            return {"apiVersion": "config.openshift.io/v1", "kind": kind,
+                    "metadata": {"name": f"{prefix}-{category}-{count}", "annotations": dict(_ANNOTATIONS)},
+                    "spec": {key: list(entries)}}
+        out += _split(sources, make, key)
     return out
 
 
 def _load_template(path: str | None) -> dict[str, Any] | None:
-    """oc-mirror v2's targetCatalogSourceTemplate, checked by oc-mirror's rules. oc-mirror logs an
-    unusable template and falls back to the default; here it is an error, because a CatalogSource
-    silently different from the one asked for is found only on the cluster."""
+    """oc-mirror v2's targetCatalogSourceTemplate, checked by oc-mirror's rules
+    (`catalogSourceContentFromTemplate`: apiVersion, kind, grpc, no configMap) and by what the
+    embedded catalog needs: no `spec.address` (OLM would connect there, not to the pod it starts from
+    `spec.image`: an endpoint an offline device cannot reach), a known `securityContextConfig`, pull
+    secret names, a Go-duration poll interval. oc-mirror logs an unusable template and falls back
+    to the default; here it is a configuration error (exit 2), because a CatalogSource silently
+    different from the one asked for is found only on the cluster."""
     if not path:
         return None
     try:
         obj = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
     except (OSError, yaml.YAMLError) as exc:
-        raise RenderError(f"targetCatalogSourceTemplate {path}: cannot read it: {exc}") from None
+        raise ConfigError(f"cannot read it: {exc}", file=path, field="targetCatalogSourceTemplate") from None
     problems = []
     if not isinstance(obj, dict):
         problems.append("not a YAML mapping")
@@ -214,10 +267,32 @@ def _load_template(path: str | None) -> dict[str, Any] | None:
         if obj.get("kind") != "CatalogSource":
             problems.append(f"kind must be CatalogSource, not {obj.get('kind')!r}")
         spec = obj.get("spec") or {}
-        if spec.get("sourceType") not in (None, "", "grpc"):
-            problems.append("spec.sourceType must be grpc")
-        if spec.get("configMap"):
-            problems.append("spec.configMap must not be set")
+        problems += _template_spec_problems(spec if isinstance(spec, dict) else {})
     if problems:
-        raise RenderError(f"targetCatalogSourceTemplate {path}: " + "; ".join(problems))
+        raise ConfigError("targetCatalogSourceTemplate: " + "; ".join(problems), file=path,
+                          hint="edgebuild sets metadata.name/namespace, spec.sourceType and spec.image; the "
+                          "template gives the rest (displayName, priority, grpcPodConfig, updateStrategy, ...)")
     return obj
+
+
+def _template_spec_problems(spec: dict[str, Any]) -> list[str]:
+    problems = []
+    if spec.get("sourceType") not in (None, "", "grpc"):
+        problems.append("spec.sourceType must be grpc")
+    if spec.get("configMap"):
+        problems.append("spec.configMap must not be set")
+    if spec.get("address"):
+        problems.append(f"spec.address {spec['address']!r} must not be set: edgebuild sets spec.image to the "
+                        "mirrored catalog, and OLM connects to spec.address whenever it is set, so the pod "
+                        "started from the image would never be used (on a device: an endpoint it cannot reach)")
+    context = (spec.get("grpcPodConfig") or {}).get("securityContextConfig")
+    if context is not None and context not in ("legacy", "restricted"):
+        problems.append(f"spec.grpcPodConfig.securityContextConfig {context!r} must be legacy or restricted")
+    secrets = spec.get("secrets")
+    if secrets is not None and (not isinstance(secrets, list)
+                                or not all(isinstance(x, str) and is_dns1123_subdomain(x) for x in secrets)):
+        problems.append("spec.secrets must be a list of Secret names (in openshift-marketplace)")
+    interval = ((spec.get("updateStrategy") or {}).get("registryPoll") or {}).get("interval")
+    if interval is not None and (problem := check_poll_interval(interval)):
+        problems.append(f"spec.updateStrategy.registryPoll.interval: {problem} (OLM reads a Go duration)")
+    return problems

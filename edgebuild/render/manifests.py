@@ -8,6 +8,7 @@ package on the package's default channel, pinned with `startingCSV` to that chan
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -16,7 +17,10 @@ from ..catalog.selection import Selection
 from ..semver import Version
 from .cluster import CatalogSourceSpec, catalog_source_object
 from .errors import RenderError
-from .subscriptions import Placement, SubscriptionConfig, PackageOverride, place
+from .subscriptions import (GLOBAL_NAMESPACE, MICROSHIFT_NAMESPACES, Placement,
+                            SubscriptionConfig, PackageOverride, place)
+from .validate import (DNS1123_SUBDOMAIN_MAX, InvalidManifest, check_poll_interval, checked, fit_name,
+                       sanitized_subdomain)
 from .yamlio import dump
 
 MANIFEST_PREFIX = "050"
@@ -75,10 +79,15 @@ def choose_subscription(selection: Selection, package: str, override: PackageOve
 
 
 class NamespaceLedger:
-    """Namespaces created so far across catalogs: one Namespace and one OperatorGroup each."""
+    """What the manifests directories written so far create on the device (MicroShift applies them in
+    lexical order, after its own): Namespaces, OperatorGroups, and who is subscribed where."""
 
     def __init__(self) -> None:
         self._targets: dict[str, tuple[list[str] | None, str]] = {}
+        self._created: set[str] = set(MICROSHIFT_NAMESPACES)
+        self._subscriptions: dict[str, dict[str, str]] = {}  # namespace -> {package: approval}
+        self._names: dict[str, set[str]] = {}  # namespace -> Subscription names
+        self._warned: set[str] = set()
 
     def claim(self, placement: Placement, package: str) -> bool:
         """True when this is the first use (the caller writes Namespace and OperatorGroup)."""
@@ -87,22 +96,58 @@ class NamespaceLedger:
             self._targets[placement.namespace] = (placement.target_namespaces, package)
             return True
         if known[0] != placement.target_namespaces:
-            raise RenderError(f"{package} and {known[1]} share namespace {placement.namespace} but need different "
-                              f"OperatorGroups (targetNamespaces {placement.target_namespaces} vs {known[0]})",
-                              "give one of them another namespace in --subscription-config")
+            raise InvalidManifest(f"{package} and {known[1]} share namespace {placement.namespace} but need different "
+                                  f"OperatorGroups (targetNamespaces {placement.target_namespaces} vs {known[0]}); "
+                                  "OLM allows one OperatorGroup per namespace",
+                                  "give one of them another namespace in --subscription-config")
         return False
+
+    def to_create(self, namespaces: list[str]) -> list[str]:
+        """The namespaces among these that nothing creates yet; from now on they are created."""
+        new = [ns for ns in dict.fromkeys(namespaces) if ns not in self._created]
+        self._created.update(new)
+        return new
+
+    def subscription_name(self, namespace: str, package: str) -> str:
+        """A Subscription name the API server accepts (`Foo_Operator` -> `foo-operator`), unique in
+        its namespace: a sanitised name that collides gets a hash of the package name."""
+        names = self._names.setdefault(namespace, set())
+        name = sanitized_subdomain(package)
+        if name in names:
+            name = fit_name(f"{name}-{hashlib.sha256(package.encode()).hexdigest()[:8]}", DNS1123_SUBDOMAIN_MAX)
+        names.add(name)
+        return name
+
+    def subscribe(self, namespace: str, package: str, approval: str) -> list[str]:
+        """Record a Subscription; warn when a Manual one holds up others (OLM makes one InstallPlan per
+        namespace for all its Subscriptions, so one that needs approval makes all of them wait)."""
+        subs = self._subscriptions.setdefault(namespace, {})
+        subs[package] = approval
+        manual = sorted(p for p, a in subs.items() if a == "Manual")
+        shared = namespace == GLOBAL_NAMESPACE or len(subs) > 1
+        if not manual or not shared or namespace in self._warned:
+            return []
+        self._warned.add(namespace)
+        others = sorted(set(subs) - set(manual))
+        waiting = (", ".join(others) + " and any operator subscribed there later") if others else \
+            "any operator subscribed there later, including every AllNamespaces operator"
+        return [f"{', '.join(manual)}: installPlanApproval Manual in {namespace}: OLM resolves one InstallPlan "
+                f"for all the Subscriptions of a namespace, so {waiting} waits until that InstallPlan is approved "
+                f"by hand; give {manual[0]} a namespace of its own in --subscription-config "
+                f"(packages.{manual[0]}.namespace)"]
 
 
 def render_catalog_dir(source: CatalogSourceSpec, device_image: str, config: SubscriptionConfig,
                        ledger: NamespaceLedger, poll_interval: str | None,
                        subscribed: set[tuple[str, str]]) -> tuple[ManifestDir, list[str]]:
-    """The manifests directory of one catalog."""
+    """The manifests directory of one catalog; every object checked before it is written."""
     selection = source.catalog.selection
     assert selection is not None
     warnings: list[str] = []
     directory = ManifestDir(f"{MANIFEST_PREFIX}-{source.name}")
     namespaces: list[str] = []
     subscriptions: list[str] = []
+    origin = f"--subscription-config {config.path}" if config.path else "--subscription-config"
     for package in sorted(selection.packages):
         choice, w = choose_subscription(selection, package, config.packages.get(package, PackageOverride()))
         warnings.extend(w)
@@ -115,13 +160,20 @@ def render_catalog_dir(source: CatalogSourceSpec, device_image: str, config: Sub
         placement = choice.placement
         if placement.operator_group and ledger.claim(placement, package):
             ns = placement.namespace
-            directory.files[f"namespace-{ns}.yaml"] = dump(_namespace(ns))
-            directory.files[f"operatorgroup-{ns}.yaml"] = dump(_operator_group(placement))
-            namespaces += [f"namespace-{ns}.yaml", f"operatorgroup-{ns}.yaml"]
-        name = f"subscription-{package}.yaml"
-        directory.files[name] = dump(_subscription(choice, source.name))
-        subscriptions.append(name)
-    directory.files["catalogsource.yaml"] = dump(_device_catalog_source(source, device_image, poll_interval))
+            for created in ledger.to_create([ns, *(placement.target_namespaces or [])]):
+                directory.files[f"namespace-{created}.yaml"] = dump(checked(_namespace(created), origin))
+                namespaces.append(f"namespace-{created}.yaml")
+            directory.files[f"operatorgroup-{ns}.yaml"] = dump(checked(_operator_group(placement), origin))
+            namespaces.append(f"operatorgroup-{ns}.yaml")
+        elif not placement.operator_group:
+            ledger.to_create([placement.namespace])
+        name = ledger.subscription_name(placement.namespace, package)
+        warnings += ledger.subscribe(placement.namespace, package, choice.approval)
+        file_name = f"subscription-{name}.yaml"
+        directory.files[file_name] = dump(checked(_subscription(choice, source.name, name), origin))
+        subscriptions.append(file_name)
+    catalog_source = _device_catalog_source(source, device_image, poll_interval, warnings)
+    directory.files["catalogsource.yaml"] = dump(checked(catalog_source, "the catalog's targetCatalogSourceTemplate"))
     resources = namespaces + ["catalogsource.yaml"] + subscriptions
     directory.files["kustomization.yaml"] = dump({
         "apiVersion": "kustomize.config.k8s.io/v1beta1",
@@ -131,16 +183,40 @@ def render_catalog_dir(source: CatalogSourceSpec, device_image: str, config: Sub
     return directory, warnings
 
 
-def _device_catalog_source(source: CatalogSourceSpec, image: str, poll_interval: str | None) -> dict[str, Any]:
+def check_poll_interval_option(poll_interval: str | None) -> None:
+    """--catalog-poll-interval is written as `registryPoll.interval`, which OLM decodes as a Go duration."""
+    if poll_interval is not None and (problem := check_poll_interval(poll_interval)):
+        raise InvalidManifest(f"--catalog-poll-interval: {problem}: OLM decodes "
+                              "spec.updateStrategy.registryPoll.interval as a Go duration and cannot read the "
+                              "CatalogSource otherwise", "write a Go duration such as 30m, 12h or 24h")
+
+
+def _device_catalog_source(source: CatalogSourceSpec, image: str, poll_interval: str | None,
+                           warnings: list[str]) -> dict[str, Any]:
+    """The device's CatalogSource: the embedded image by digest, so it never polls; a template's pull
+    secrets are not carried (nothing is pulled)."""
+    check_poll_interval_option(poll_interval)
     obj = catalog_source_object(source, image)
     spec = obj["spec"]
     spec.setdefault("displayName", f"{source.catalog.catalog} (mirrored by edgebuild)")
     spec.setdefault("publisher", "edgebuild")
-    spec.setdefault("grpcPodConfig", {"securityContextConfig": "restricted"})
-    if poll_interval:
-        spec["updateStrategy"] = {"registryPoll": {"interval": poll_interval}}
-    else:
-        spec.pop("updateStrategy", None)
+    spec.setdefault("grpcPodConfig", {}).setdefault("securityContextConfig", "restricted")
+    template_poll = spec.pop("updateStrategy", None)
+    if poll_interval or template_poll:
+        asked = f"--catalog-poll-interval {poll_interval}" if poll_interval else \
+            "the targetCatalogSourceTemplate's updateStrategy"
+        warnings.append(f"{asked}: not written to the device CatalogSource {source.name}: its image is embedded "
+                        f"and pinned by digest ({image}), so polling could never find a newer catalog; the "
+                        "cluster CatalogSource in cluster-resources/ gets it when its image is a tag")
+    if spec.pop("secrets", None):
+        warnings.append(f"targetCatalogSourceTemplate of {source.catalog.catalog}: spec.secrets not written to the "
+                        f"device CatalogSource {source.name}: its image is embedded, nothing is pulled, and those "
+                        "secrets do not exist on the device (the cluster CatalogSource keeps them)")
+    priority_class = spec["grpcPodConfig"].get("priorityClassName")
+    if priority_class and priority_class not in ("system-cluster-critical", "system-node-critical"):
+        warnings.append(f"targetCatalogSourceTemplate of {source.catalog.catalog}: grpcPodConfig.priorityClassName "
+                        f"{priority_class!r} must exist on the device or the catalog pod is never created; "
+                        "MicroShift has only system-cluster-critical and system-node-critical")
     return obj
 
 
@@ -156,7 +232,7 @@ def _operator_group(placement: Placement) -> dict[str, Any]:
             "metadata": {"name": placement.namespace, "namespace": placement.namespace}, "spec": spec}
 
 
-def _subscription(choice: SubscriptionChoice, source_name: str) -> dict[str, Any]:
+def _subscription(choice: SubscriptionChoice, source_name: str, name: str) -> dict[str, Any]:
     spec: dict[str, Any] = {
         "name": choice.package,
         "channel": choice.channel,
@@ -168,4 +244,4 @@ def _subscription(choice: SubscriptionChoice, source_name: str) -> dict[str, Any
     if choice.config:
         spec["config"] = choice.config
     return {"apiVersion": "operators.coreos.com/v1alpha1", "kind": "Subscription",
-            "metadata": {"name": choice.package, "namespace": choice.placement.namespace}, "spec": spec}
+            "metadata": {"name": name, "namespace": choice.placement.namespace}, "spec": spec}

@@ -1,13 +1,15 @@
-"""Kubernetes object names as oc-mirror gives them (CatalogSource names per semantics)."""
+"""Kubernetes object names as oc-mirror gives them (CatalogSource names per semantics), fitted to
+what the API server and OLM accept: a CatalogSource name is a DNS-1123 label of at most 63
+characters (validate.py says why). A longer name keeps its start and ends in a stable hash of the
+whole name; oc-mirror v1 cuts at 63 and then appends `-1` for a duplicate (65), and oc-mirror v2
+stops with "error creating catalog source name" (clusterresources.go, generateCatalogSource)."""
 
 from __future__ import annotations
 
-import re
-
 from ..reference import ImageReference, digest_hex
+from .validate import DNS1123_LABEL_MAX, fit_name, is_dns1123_label
 
 _HASH_TRUNC = 12
-_DNS1123_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
 
 
 def rfc1035(text: str) -> str:
@@ -16,13 +18,13 @@ def rfc1035(text: str) -> str:
 
 
 def is_dns_label(name: str) -> bool:
-    return bool(_DNS1123_LABEL.match(name))
+    return is_dns1123_label(name)
 
 
 def catalog_source_name_v1(source_catalog: str) -> str:
     """oc-mirror v1: `cs-` + the source repository's last path component, RFC 1035-mapped."""
     repo = ImageReference.parse(source_catalog).repository.rsplit("/", 1)[-1]
-    return rfc1035("cs-" + repo)[:63].rstrip("-")
+    return fit_name(rfc1035("cs-" + repo).rstrip("-"))
 
 
 def catalog_source_name_v2(destination: str) -> str:
@@ -36,20 +38,21 @@ def catalog_source_name_v2(destination: str) -> str:
     else:
         suffix = "0"
     repo = ref.repository.rsplit("/", 1)[-1]
-    return f"cs-{repo}-{suffix}".replace(".", "-").replace("_", "-")
+    return fit_name(rfc1035(f"cs-{repo}-{suffix}").rstrip("-"))
 
 
-def unique(name: str, taken: set[str]) -> str:
-    """`name`, or `name-1`, `name-2`, … when already taken (oc-mirror v1's duplicate rule)."""
+def unique(name: str, taken: set[str], limit: int = DNS1123_LABEL_MAX) -> str:
+    """`name`, or `name-1`, `name-2`, … when already taken (oc-mirror v1's duplicate rule), the base
+    shortened so that the result still fits in `limit`."""
     candidate, n = name, 0
     while candidate in taken:
         n += 1
-        candidate = f"{name}-{n}"
+        candidate = f"{fit_name(name, limit - len(str(n)) - 1)}-{n}"
     taken.add(candidate)
     return candidate
 
 
 def namespace_for_package(package: str) -> str:
     """A DNS-1123 label for an operator's own namespace, derived from its package name."""
-    label = rfc1035(package).strip("-")[:63].rstrip("-")
-    return label or "operator"
+    label = rfc1035(package).strip("-")
+    return fit_name(label) if label else "operator"

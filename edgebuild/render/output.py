@@ -111,7 +111,7 @@ def render_outputs(plan: Plan, config: ImageSetConfig, options: RenderOptions, o
     else:
         warnings += unsupported_options(edge_doc, options.image_type)
 
-    cluster_files, w = render_cluster_resources(plan, sources)
+    cluster_files, w = render_cluster_resources(plan, sources, options.catalog_poll_interval)
     warnings += w
 
     tree: dict[str, bytes] = {

@@ -235,11 +235,3 @@ def unsupported_options(doc: dict[str, Any], image_type: str) -> list[str]:
     ignored = sorted(present - supported - _ALWAYS)
     return [f"{image_type} ignores {key} of blueprint {doc.get('name')}" for key in ignored]
 
-
-def to_cloudapi(doc: dict[str, Any]) -> dict[str, Any]:
-    """The blueprint in the Cloud API's JSON spelling (`tls-verify` -> `tls_verify`)."""
-    out = {k: v for k, v in doc.items() if k != "containers"}
-    if "containers" in doc:
-        out["containers"] = [{("tls_verify" if k == "tls-verify" else k): v for k, v in c.items()
-                              if k != "local-storage"} for c in doc["containers"]]
-    return out

@@ -1,10 +1,12 @@
 """Where each operator is subscribed, and the `--subscription-config` file that overrides it.
 
-microshift-olm ships the `global-operators` OperatorGroup (AllNamespaces) in `openshift-operators`,
-so an operator whose CSV supports AllNamespaces is subscribed there with nothing else. Any other
-operator gets its own Namespace and an OperatorGroup targeting what its `installModes` allow; a
-second OperatorGroup is never added to `openshift-operators` (OLM stops installing in a namespace
-with two).
+microshift-olm ships two OperatorGroups (openshift/microshift
+`assets/optional/operator-lifecycle-manager/0000_50_olm_13-operatorgroup-default.yaml`):
+`global-operators` (AllNamespaces) in `openshift-operators` and `olm-operators` (targeting its own
+namespace) in `openshift-operator-lifecycle-manager`. An operator whose CSV supports AllNamespaces is
+subscribed in openshift-operators with nothing else. Any other operator gets its own Namespace and an
+OperatorGroup targeting what its `installModes` allow; a second OperatorGroup is never added to a
+namespace that has one (OLM then installs nothing there: "TooManyOperatorGroups").
 
 The file format (YAML):
 
@@ -25,10 +27,20 @@ from typing import Any
 import yaml
 
 from ..errors import ConfigError
-from .errors import RenderError
 from .names import is_dns_label, namespace_for_package
+from .validate import InvalidManifest, check_subscription_config
 
 GLOBAL_NAMESPACE = "openshift-operators"
+OLM_NAMESPACE = "openshift-operator-lifecycle-manager"
+# Namespaces a MicroShift with microshift-olm has before any manifests.d directory is applied: Kubernetes'
+# own and those of 0000_50_olm_00-namespace.yaml (assets/optional/operator-lifecycle-manager).
+MICROSHIFT_NAMESPACES = frozenset({"default", "kube-system", "kube-public", "kube-node-lease", GLOBAL_NAMESPACE,
+                                   OLM_NAMESPACE, "openshift-marketplace"})
+# namespace -> (OperatorGroup name, targetNamespaces; None = AllNamespaces), as microshift-olm ships them
+BUILTIN_OPERATOR_GROUPS: dict[str, tuple[str, list[str] | None]] = {
+    GLOBAL_NAMESPACE: ("global-operators", None),
+    OLM_NAMESPACE: ("olm-operators", [OLM_NAMESPACE]),
+}
 _PACKAGE_KEYS = ("namespace", "installPlanApproval", "targetNamespaces", "config")
 _APPROVALS = ("Automatic", "Manual")
 
@@ -101,6 +113,13 @@ def load_subscription_config(path: Path | None) -> SubscriptionConfig:
         if config is not None:
             if not isinstance(config, dict):
                 raise ConfigError("must be a mapping (Subscription spec.config)", file=where, field=f"{fld}.config")
+            problems = check_subscription_config(config)
+            if problems:
+                raise ConfigError("not a valid Subscription spec.config (the Subscription CRD's schema): "
+                                  + "; ".join(p.removeprefix("config") for p in problems), file=where,
+                                  field=f"{fld}.config", hint="the API server would reject the Subscription or "
+                                  "drop the field; fields: affinity, annotations, env, envFrom, nodeSelector, "
+                                  "resources, selector, tolerations, volumeMounts, volumes")
             override.config = config
         out.packages[str(name)] = override
     return out
@@ -129,17 +148,8 @@ def place(package: str, modes: dict[str, bool] | None, override: PackageOverride
     supported = sorted(m for m, ok in (modes or {}).items() if ok)
     all_ok = _supported(modes, "AllNamespaces")
     namespace = override.namespace or (GLOBAL_NAMESPACE if all_ok else namespace_for_package(package))
-    if namespace == GLOBAL_NAMESPACE:
-        if not all_ok:
-            raise RenderError(
-                f"{package}: cannot subscribe in {GLOBAL_NAMESPACE}: its CSV does not support AllNamespaces "
-                f"(installModes: {', '.join(supported) or 'none'}) and {GLOBAL_NAMESPACE} already has the "
-                "AllNamespaces OperatorGroup global-operators",
-                "set another namespace for this package in --subscription-config")
-        if override.target_namespaces:
-            raise RenderError(f"{package}: targetNamespaces cannot be set in {GLOBAL_NAMESPACE}",
-                              "choose another namespace for this package in --subscription-config")
-        return Placement(namespace, False, None), warnings
+    if namespace in BUILTIN_OPERATOR_GROUPS:
+        return _builtin_placement(package, namespace, modes, supported, override), warnings
     targets = override.target_namespaces
     if targets is not None:
         if len(targets) == 1 and targets[0] == namespace:
@@ -149,7 +159,7 @@ def place(package: str, modes: dict[str, bool] | None, override: PackageOverride
         else:
             needed = "MultiNamespace"
         if not _supported(modes, needed):
-            raise RenderError(f"{package}: targetNamespaces {targets} need install mode {needed}, which its CSV "
+            raise InvalidManifest(f"{package}: targetNamespaces {targets} need install mode {needed}, which its CSV "
                               f"does not support (installModes: {', '.join(supported) or 'none'})",
                               "change targetNamespaces in --subscription-config")
         return Placement(namespace, True, targets), warnings
@@ -157,6 +167,24 @@ def place(package: str, modes: dict[str, bool] | None, override: PackageOverride
         return Placement(namespace, True, [namespace]), warnings
     if all_ok:
         return Placement(namespace, True, None), warnings
-    raise RenderError(f"{package}: its CSV supports only {', '.join(supported) or 'no install mode'}, so edgebuild "
+    raise InvalidManifest(f"{package}: its CSV supports only {', '.join(supported) or 'no install mode'}, so edgebuild "
                       "cannot choose the namespaces it watches",
                       f"set packages.{package}.targetNamespaces (and namespace) in --subscription-config")
+
+
+def _builtin_placement(package: str, namespace: str, modes: dict[str, bool] | None, supported: list[str],
+                       override: PackageOverride) -> Placement:
+    """A namespace that has MicroShift's own OperatorGroup: the operator must fit that group, and none is added."""
+    group, targets = BUILTIN_OPERATOR_GROUPS[namespace]
+    needed = "AllNamespaces" if targets is None else "OwnNamespace"
+    if not _supported(modes, needed):
+        raise InvalidManifest(
+            f"{package}: cannot subscribe in {namespace}: its CSV does not support {needed} "
+            f"(installModes: {', '.join(supported) or 'none'}) and {namespace} already has MicroShift's "
+            f"OperatorGroup {group} ({needed}); a second OperatorGroup there would stop OLM installing anything",
+            "set another namespace for this package in --subscription-config")
+    if override.target_namespaces is not None and override.target_namespaces != (targets or []):
+        raise InvalidManifest(f"{package}: targetNamespaces cannot be set in {namespace}: MicroShift's OperatorGroup "
+                          f"{group} decides them ({'all namespaces' if targets is None else targets})",
+                          "choose another namespace for this package in --subscription-config")
+    return Placement(namespace, False, targets)

@@ -10,10 +10,10 @@ import yaml
 class _Dumper(yaml.SafeDumper):
     """Indents sequences under their key, as kubectl does, so diffs against oc-mirror output are small."""
 
-    def increase_indent(self, flow: bool = False, indentless: bool = False) -> None:  # noqa: ARG002
+    def increase_indent(self, flow: bool = False, indentless: bool = False) -> None:
         super().increase_indent(flow, False)
 
-    def ignore_aliases(self, data: Any) -> bool:  # noqa: ARG002
+    def ignore_aliases(self, data: Any) -> bool:
         """Never write anchors/aliases: a shared Python object must still read as plain YAML."""
         return True
 
