@@ -5,7 +5,7 @@ The suite runs 300 of them per CI run (tests/test_fuzz_config.py); this runs man
 the counts: exit codes, contract violations (traceback, other exit code, exit 2 without
 FILE:LINE) with the first few cases that broke it, and the slowest case.
 
-    python3 bench/fuzz_config.py [--cases 10000] [--seed 0]
+    python3 bench/fuzz_config.py [--cases 10000] [--seed 0] [--progress 500]
 """
 
 from __future__ import annotations
@@ -28,6 +28,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--cases", type=int, default=10_000)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--progress", type=int, default=500, help="print the counts so far every N cases (0: never)")
     args = parser.parse_args()
     os.environ.update(NO_NETWORK)
     codes: collections.Counter[object] = collections.Counter()
@@ -43,6 +44,10 @@ def main() -> int:
             codes[outcome.code] += 1
             if outcome.problem:
                 problems.append(f"case {case}: {outcome.problem.splitlines()[-1][:300]}")
+            done = case - args.seed + 1
+            if args.progress and done % args.progress == 0:  # partial counts survive an interrupted run
+                print(f"after {done} cases: " + ", ".join(f"exit {c}: {n}" for c, n in sorted(codes.items(), key=str))
+                      + f"; violations {len(problems)}", flush=True)
     elapsed = time.monotonic() - start
     print(f"cases: {args.cases} (seeds {args.seed}..{args.seed + args.cases - 1}) in {elapsed:.0f} s")
     print("exit codes: " + ", ".join(f"{code}: {n}" for code, n in sorted(codes.items(), key=str)))
