@@ -35,6 +35,9 @@ def _key_value(text: str) -> tuple[str, str]:
     ref, sep, path = text.partition("=")
     if not sep or not ref or not path:
         raise argparse.ArgumentTypeError(f"expected REF=PATH, got {text!r}")
+    from .fsutil import path_length_problem
+    if problem := path_length_problem(path):
+        raise argparse.ArgumentTypeError(f"PATH of {ref}: {problem}")
     return ref, path
 
 
@@ -124,6 +127,20 @@ def _add_config(p: argparse.ArgumentParser, required: bool = True) -> None:
                    help="ImageSetConfiguration file (mirror.openshift.io/v1alpha2 or v2alpha1)")
     p.add_argument("--catalog-content", type=_key_value, action="append", default=[], metavar="REF=PATH",
                    help="take the FBC of catalog REF from a local directory or OCI layout instead of the registry")
+    _add_catalog_limit_option(p)
+
+
+def _add_catalog_limit_option(p: argparse.ArgumentParser) -> None:
+    """Limits on unpacking a catalog image (a hostile one could fill the disk); see catalog/extract_budget.py."""
+    p.add_argument("--catalog-limit", action="append", default=[], metavar="NAME=VALUE",
+                   help="raise or lower a limit on unpacking a catalog image: total-bytes (default 8G), "
+                        "file-bytes (2G), entries (1000000), depth (64), ratio (500); repeatable; also "
+                        "EDGEBUILD_CATALOG_LIMITS=NAME=VALUE,...")
+
+
+def _apply_catalog_limits(args: argparse.Namespace) -> None:
+    from .catalog.extract_budget import configure_budget
+    configure_budget(getattr(args, "catalog_limit", None) or [])
 
 
 def _add_render_options(p: argparse.ArgumentParser) -> None:
@@ -420,6 +437,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     handler: Callable[[argparse.Namespace], int] = args.handler
     try:
         ocmirror_cli.resolve(args)
+        _apply_catalog_limits(args)
         return handler(args)
     except EdgebuildError as exc:
         print(f"error: {exc}", file=sys.stderr)

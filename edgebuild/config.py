@@ -20,9 +20,12 @@ from typing import Any, Literal
 
 import yaml
 
+from .blocked_patterns import GoRegexpError, compile_go_regexp
 from .errors import ConfigError, ConfigErrors
+from .fsutil import path_length_problem
 from .reference import ImageReference, ReferenceError
 from .semver import Version, VersionError
+from .yamlnodes import compose_documents
 
 API_V1 = "mirror.openshift.io/v1alpha2"
 API_V2 = "mirror.openshift.io/v2alpha1"
@@ -82,7 +85,7 @@ class AdditionalImage:
 
 @dataclass(slots=True)
 class BlockedImage:
-    pattern: re.Pattern[str]
+    pattern: Any  # a compiled RE2 pattern (blocked_patterns.compile_go_regexp): linear-time search
     line: int | None = None
 
     def matches(self, reference: str) -> bool:
@@ -133,11 +136,20 @@ class _Reader:
 
     def error(self, node: yaml.Node | None, fld: str, message: str, hint: str | None = None) -> None:
         line = node.start_mark.line + 1 if node is not None else None
-        self.errors.append(ConfigError(message, file=self.path, line=line, field=fld, hint=hint))
+        self.errors.append(ConfigError(_cut(message), file=self.path, line=line, field=_cut(fld), hint=hint))
 
     def warn(self, node: yaml.Node | None, fld: str, message: str) -> None:
         line = f":{node.start_mark.line + 1}" if node is not None else ""
-        self.warnings.append(f"{self.path}{line}: {fld}: {message}")
+        self.warnings.append(f"{self.path}{line}: {_cut(fld)}: {_cut(message)}")
+
+    def reference(self, node: yaml.Node, fld: str) -> str | None:
+        """An image reference or tag: a YAML string; an unquoted number is refused, as oc-mirror
+        refuses it (its YAML-to-JSON reader will not put a number in a string field)."""
+        if isinstance(node, yaml.ScalarNode) and node.tag in (_INT_TAG, _FLOAT_TAG):
+            self.error(node, fld, f"must be a string, found number {node.value!r}",
+                       f'quote it if it is meant as a name: "{_cut(node.value)}"')
+            return None
+        return self.string(node, fld)
 
     def mapping(self, node: yaml.Node, fld: str, allowed: tuple[str, ...],
                 required: tuple[str, ...] = ()) -> dict[str, yaml.Node]:
@@ -210,6 +222,20 @@ class _Reader:
         return yaml.SafeLoader("").construct_document(node) if node is not None else None
 
 
+_INT_TAG = "tag:yaml.org,2002:int"
+_FLOAT_TAG = "tag:yaml.org,2002:float"
+_SHOWN_WORD = 120  # longer runs without spaces in a message are cut to this many characters
+_LONG_WORD_RE = re.compile(r"\S{%d,}" % (_SHOWN_WORD + 1))
+
+
+def _cut(text: str) -> str:
+    """`text` with every overlong word cut, so a 100 KB value does not fill the terminal."""
+    def shorten(match: re.Match[str]) -> str:
+        word = match.group(0)
+        return f"{word[:_SHOWN_WORD - 20]}…{word[-12:]} ({len(word)} characters)"
+    return _LONG_WORD_RE.sub(shorten, text) if len(text) > _SHOWN_WORD else text
+
+
 def field_name(given: str, allowed: tuple[str, ...]) -> str | None:
     """The field `given` names, matched as oc-mirror's decoder (Go encoding/json) matches: the exact
     name first, else the one equal ignoring case (`additionalimages` is `additionalImages`)."""
@@ -269,22 +295,23 @@ def load_config(path: str | Path) -> ImageSetConfig:
     """Read and validate an ImageSetConfiguration file; raise ConfigErrors listing every problem."""
     path = Path(path)
     try:
-        text = path.read_text(encoding="utf-8")
+        data = path.read_bytes()
     except OSError as exc:
         raise ConfigErrors([ConfigError(f"cannot read the file: {exc.strerror}", file=str(path))]) from None
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = data.count(b"\n", 0, exc.start) + 1
+        raise ConfigErrors([ConfigError(f"not UTF-8 text: byte 0x{data[exc.start]:02x} cannot be decoded", file=str(path),
+                                        line=line, hint="save the file as UTF-8")]) from None
     return parse_config(text, str(path))
 
 
 def parse_config(text: str, path: str = "<config>") -> ImageSetConfig:
     reader = _Reader(path)
-    try:
-        root = yaml.compose(text, Loader=yaml.SafeLoader)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        raise ConfigErrors([ConfigError(f"not valid YAML: {getattr(exc, 'problem', exc)}", file=path,
-                                        line=mark.line + 1 if mark else None)]) from None
+    root = _compose_single(text, path)
     if root is None:
-        raise ConfigErrors([ConfigError("the file is empty", file=path,
+        raise ConfigErrors([ConfigError("the file is empty", file=path, line=1,
                                         hint="run 'edgebuild init' for a starting configuration")])
     config = _read_root(reader, root)
     if reader.errors:
@@ -292,6 +319,35 @@ def parse_config(text: str, path: str = "<config>") -> ImageSetConfig:
     assert config is not None
     config.warnings = reader.warnings
     return config
+
+
+def _compose_single(text: str, path: str) -> yaml.Node | None:
+    """The one document of `text` as a node tree, built without recursion (yamlnodes.py), so any
+    nesting depth is an ordinary configuration; YAML errors carry their line, never a position."""
+    loader = None
+    try:
+        loader = yaml.SafeLoader(text)  # checks the characters already
+        documents = compose_documents(loader)
+        root = next(documents, None)
+        extra = next(documents, None)
+        if extra is not None:
+            raise ConfigErrors([ConfigError("more than one YAML document in the file", file=path,
+                                            line=extra.start_mark.line + 1,
+                                            hint="keep one ImageSetConfiguration per file")])
+        return root
+    except yaml.reader.ReaderError as exc:  # a character YAML does not allow: located by position only
+        line = text.count("\n", 0, exc.position) + 1
+        code = exc.character if isinstance(exc.character, int) else ord(exc.character)
+        raise ConfigErrors([ConfigError(f"not valid YAML: control character U+{code:04X} is not allowed", file=path,
+                                        line=line, hint="remove the control character")]) from None
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None) or getattr(exc, "context_mark", None)
+        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        raise ConfigErrors([ConfigError(f"not valid YAML: {_cut(problem)}", file=path,
+                                        line=mark.line + 1 if mark else 1)]) from None
+    finally:
+        if loader is not None:
+            loader.dispose()
 
 
 def _read_root(r: _Reader, root: yaml.Node) -> ImageSetConfig | None:
@@ -331,10 +387,12 @@ def _read_storage(r: _Reader, node: yaml.Node) -> StorageConfig | None:
         local = r.mapping(keys["local"], "storageConfig.local", ("path",), required=("path",))
         if "path" in local:
             storage.local_path = r.string(local["path"], "storageConfig.local.path")
+            if storage.local_path:
+                _check_path_lengths(r, local["path"], "storageConfig.local.path", storage.local_path)
     if "registry" in keys:
         reg = r.mapping(keys["registry"], "storageConfig.registry", ("imageURL", "skipTLS"), required=("imageURL",))
         if "imageURL" in reg:
-            storage.registry_image = r.string(reg["imageURL"], "storageConfig.registry.imageURL")
+            storage.registry_image = r.reference(reg["imageURL"], "storageConfig.registry.imageURL")
             if storage.registry_image:
                 _check_reference(r, reg["imageURL"], "storageConfig.registry.imageURL", storage.registry_image)
         if "skipTLS" in reg:
@@ -370,15 +428,17 @@ def _read_mirror(r: _Reader, node: yaml.Node, schema: _Schema, config: ImageSetC
         img_keys = r.mapping(img_node, fld, schema.additional, required=("name",))
         if "name" not in img_keys:
             continue
-        name = r.string(img_keys["name"], f"{fld}.name")
+        name = r.reference(img_keys["name"], f"{fld}.name")
         if name is None:
             continue
         _check_reference(r, img_keys["name"], f"{fld}.name", name)
         img = AdditionalImage(name=name, line=img_node.start_mark.line + 1)
         if "targetRepo" in img_keys:
-            img.target_repo = r.string(img_keys["targetRepo"], f"{fld}.targetRepo")
+            img.target_repo = r.reference(img_keys["targetRepo"], f"{fld}.targetRepo")
+            _check_target_repo(r, img_keys.get("targetRepo"), f"{fld}.targetRepo", img.target_repo)
         if "targetTag" in img_keys:
-            img.target_tag = r.string(img_keys["targetTag"], f"{fld}.targetTag")
+            img.target_tag = r.reference(img_keys["targetTag"], f"{fld}.targetTag")
+            _check_tag(r, img_keys.get("targetTag"), f"{fld}.targetTag", img.target_tag)
         if "platforms" in img_keys:
             img.platforms = _read_platforms(r, img_keys["platforms"], f"{fld}.platforms")
         config.additional_images.append(img)
@@ -392,11 +452,12 @@ def _read_mirror(r: _Reader, node: yaml.Node, schema: _Schema, config: ImageSetC
         if pattern is None:
             continue
         try:
-            config.blocked_images.append(BlockedImage(re.compile(pattern), b_node.start_mark.line + 1))
-        except re.error as exc:
+            config.blocked_images.append(BlockedImage(compile_go_regexp(pattern), b_node.start_mark.line + 1))
+        except GoRegexpError as exc:
             r.error(b_keys["name"], f"{fld}.name", f"not a valid regular expression: {exc}",
-                    "blockedImages names are regular expressions matched against image references; "
-                    "escape special characters such as '.', '(' and '[' with a backslash")
+                    "blockedImages names are Go (RE2) regular expressions matched against image references, as "
+                    "oc-mirror reads them: no look-around or back-references; escape special characters such as "
+                    "'.', '(' and '[' with a backslash")
     _check_duplicates(r, config, node)
 
 
@@ -480,13 +541,15 @@ def _read_operator(r: _Reader, node: yaml.Node, fld: str, schema: _Schema, api: 
     keys = r.mapping(node, fld, schema.operator, required=("catalog",))
     if "catalog" not in keys:
         return None
-    catalog = r.string(keys["catalog"], f"{fld}.catalog")
+    catalog = r.reference(keys["catalog"], f"{fld}.catalog")
     if catalog is None:
         return None
     op = OperatorSpec(catalog=catalog, line=node.start_mark.line + 1)
     if catalog.startswith("oci://"):
         if not catalog.removeprefix("oci://"):
             r.error(keys["catalog"], f"{fld}.catalog", "an oci:// catalog needs a path", "e.g. oci:///srv/catalogs/my-index")
+        else:
+            _check_path_lengths(r, keys["catalog"], f"{fld}.catalog", catalog.removeprefix("oci://"))
     else:
         _check_reference(r, keys["catalog"], f"{fld}.catalog", catalog)
     for flag, attr in (("full", "full"), ("skipDependencies", "skip_dependencies")):
@@ -495,13 +558,12 @@ def _read_operator(r: _Reader, node: yaml.Node, fld: str, schema: _Schema, api: 
     for key, attr in (("targetCatalog", "target_catalog"), ("targetName", "target_name"), ("targetTag", "target_tag"),
                       ("targetCatalogSourceTemplate", "target_catalog_source_template")):
         if key in keys:
-            setattr(op, attr, r.string(keys[key], f"{fld}.{key}"))
+            read = r.reference if key in ("targetCatalog", "targetName", "targetTag") else r.string
+            setattr(op, attr, read(keys[key], f"{fld}.{key}"))
     if op.target_catalog and not _TARGET_CATALOG_RE.match(op.target_catalog):
         r.error(keys["targetCatalog"], f"{fld}.targetCatalog", f"invalid target path {op.target_catalog!r}",
                 "use lowercase path components such as 'my-namespace/my-catalog'")
-    if op.target_tag is not None and not re.match(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$", op.target_tag):
-        r.error(keys["targetTag"], f"{fld}.targetTag", f"invalid tag {op.target_tag!r}",
-                "a tag is letters, digits, '_', '.' and '-', at most 128 characters")
+    _check_tag(r, keys.get("targetTag"), f"{fld}.targetTag", op.target_tag)
     if "targetName" in keys:
         r.warn(keys["targetName"], f"{fld}.targetName", "deprecated since OpenShift 4.13; use targetCatalog")
     if "originalRef" in keys:
@@ -661,9 +723,36 @@ def _v1_ignored_range(r: _Reader, keys: dict[str, yaml.Node], fld: str, what: st
 
 def _check_reference(r: _Reader, node: yaml.Node, fld: str, text: str) -> None:
     try:
-        ImageReference.parse(text)
+        ref = ImageReference.parse(text)
     except ReferenceError as exc:
         r.error(node, fld, str(exc), "write it as registry/path/name:tag or registry/path/name@sha256:<digest>")
+        return
+    if len(ref.name) > _NAME_MAX:  # distribution/reference's NameTotalLengthMax
+        r.error(node, fld, f"image name {ref.name!r} is {len(ref.name)} characters; at most {_NAME_MAX} are allowed",
+                "registries refuse longer repository names")
+
+
+_NAME_MAX = 255
+_TAG_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$")
+
+
+def _check_tag(r: _Reader, node: yaml.Node | None, fld: str, tag: str | None) -> None:
+    if tag is not None and not _TAG_RE.match(tag):
+        r.error(node, fld, f"invalid tag {tag!r}", "a tag is letters, digits, '_', '.' and '-' (not first), "
+                "at most 128 characters")
+
+
+def _check_target_repo(r: _Reader, node: yaml.Node | None, fld: str, repo: str | None) -> None:
+    if repo is not None and not _TARGET_CATALOG_RE.match(repo):
+        r.error(node, fld, f"invalid repository path {repo!r}",
+                "use lowercase path components such as 'my-namespace/my-image'")
+
+
+def _check_path_lengths(r: _Reader, node: yaml.Node, fld: str, path: str) -> None:
+    """A filesystem path the run will create or read: refused here rather than by the kernel later."""
+    problem = path_length_problem(path)
+    if problem:
+        r.error(node, fld, problem, "use a shorter path")
 
 
 def catalog_unique_name(op: OperatorSpec) -> str:
@@ -696,7 +785,7 @@ def _check_duplicates(r: _Reader, config: ImageSetConfig, node: yaml.Node) -> No
             continue
         if name in seen:
             r.errors.append(ConfigError(
-                f"catalog {name!r}: duplicate found in configuration", file=r.path, line=op.line,
+                _cut(f"catalog {name!r}: duplicate found in configuration"), file=r.path, line=op.line,
                 field=f"mirror.operators[{i}].catalog",
                 hint="merge the packages into one entry, or give one of them a different targetCatalog/targetTag"))
         seen[name] = op

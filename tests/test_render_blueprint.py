@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from edgebuild.compose import blueprint_to_cloud
+from edgebuild.errors import UsageError
 from edgebuild.reference import ImageReference, MirrorTarget
 from edgebuild.render import BlueprintError, RenderError, RenderOptions, render_outputs
 from edgebuild.render.blueprint import (
@@ -176,9 +177,12 @@ def test_failed_render_leaves_previous_output_untouched(tmp_path):
 def test_rerender_replaces_the_previous_output(tmp_path):
     out = tmp_path / "out"
     render_outputs(sample_plan(MIRROR), sample_config(), RenderOptions(), out)
-    (out / "stale.txt").write_text("from an older run")
+    (out / "stale.txt").write_text("added by the user")
+    with pytest.raises(UsageError, match="holds files an earlier render did not write: stale.txt") as info:
+        render_outputs(sample_plan(MIRROR), sample_config(), RenderOptions(blueprint_version="2.0.0"), out)
+    assert info.value.exit_code == 2 and (out / "stale.txt").read_text() == "added by the user"
+    (out / "stale.txt").unlink()
     render_outputs(sample_plan(MIRROR), sample_config(), RenderOptions(blueprint_version="2.0.0"), out)
-    assert not (out / "stale.txt").exists()
     assert tomllib.loads((out / "blueprint.toml").read_text())["version"] == "2.0.0"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out"]
 
@@ -246,7 +250,7 @@ def test_a_write_failing_midway_leaves_previous_output_untouched(tmp_path, monke
             raise OSError(errno.ENOSPC, "No space left on device")
         real_fsync(fd)
     monkeypatch.setattr(output.os, "fsync", failing_fsync)
-    with pytest.raises(OSError, match="No space left"):
+    with pytest.raises(RenderError, match="No space left on device.*nothing was changed"):
         render_outputs(sample_plan(MIRROR), sample_config(), RenderOptions(blueprint_version="9.9.9"), out)
     assert calls["n"] == 3
     assert {p: p.read_bytes() for p in out.rglob("*") if p.is_file()} == before

@@ -7,6 +7,9 @@ target is refused and the partial result removed: `..` or absolute member names,
 out, device and fifo files, and blobs that do not match their digest or end early.
 
 Each layer is read once, as a stream, hashed while it is read; nothing is buffered whole.
+A budget (extract_budget.py) bounds what one image may write: total and per-file bytes, entries,
+path depth and the expansion ratio of compressed layers; it is checked while streaming, before a
+byte of an oversized entry is written, so a hostile image cannot fill the disk.
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ from pathlib import Path
 from typing import BinaryIO
 
 from ..errors import CatalogError
+from .extract_budget import BudgetTally, ExtractBudget, ObservedReader, default_budget
 
 WHITEOUT_PREFIX = ".wh."
 OPAQUE_WHITEOUT = ".wh..wh..opq"
@@ -43,31 +47,27 @@ class LayerBlob:
     size: int | None = None
 
 
-class _HashingReader(io.RawIOBase):
+class _HashingReader(ObservedReader):
     """Reads a stream while computing its sha256 and size, to check the blob once it is consumed."""
 
     def __init__(self, raw: BinaryIO) -> None:
-        self._raw = raw
+        super().__init__(raw, self._count)
         self.sha256 = hashlib.sha256()
         self.size = 0
 
-    def readable(self) -> bool:
-        return True
-
-    def readinto(self, buffer: bytearray | memoryview) -> int:  # type: ignore[override]
-        data = self._raw.read(len(buffer))
-        n = len(data)
-        buffer[:n] = data
+    def _count(self, data: bytes) -> None:
         self.sha256.update(data)
-        self.size += n
-        return n
+        self.size += len(data)
 
 
-def extract_configs(layers: Iterable[LayerBlob], target: Path, configs_dir: str) -> Path:
+def extract_configs(layers: Iterable[LayerBlob], target: Path, configs_dir: str,
+                    budget: ExtractBudget | None = None) -> Path:
     """Apply `layers` in order into `target` (created; must not exist) and return the catalog directory in it.
 
-    `configs_dir` is the label value (e.g. "/configs"). On any error `target` is removed again.
+    `configs_dir` is the label value (e.g. "/configs"). `budget` defaults to default_budget() (the
+    --catalog-limit options and EDGEBUILD_CATALOG_LIMITS). On any error `target` is removed again.
     """
+    tally = BudgetTally(budget or default_budget())
     keep = _normalize_configs_dir(configs_dir)
     target = Path(target)
     if target.exists():
@@ -75,7 +75,7 @@ def extract_configs(layers: Iterable[LayerBlob], target: Path, configs_dir: str)
     target.mkdir(parents=True)
     try:
         for layer in layers:
-            _apply_layer(layer, target.resolve(), keep)
+            _apply_layer(layer, target.resolve(), keep, tally)
         out = target.joinpath(*keep.split("/"))
         out.mkdir(parents=True, exist_ok=True)
         return out
@@ -92,7 +92,7 @@ def _normalize_configs_dir(configs_dir: str) -> str:
     return norm
 
 
-def _apply_layer(layer: LayerBlob, root: Path, keep: str) -> None:
+def _apply_layer(layer: LayerBlob, root: Path, keep: str, tally: BudgetTally) -> None:
     if "zstd" in layer.media_type:
         raise _zstd_error(layer)
     raw = layer.open()
@@ -103,8 +103,9 @@ def _apply_layer(layer: LayerBlob, root: Path, keep: str) -> None:
         if magic.startswith(_ZSTD_MAGIC):
             raise _zstd_error(layer)
         stream: BinaryIO = gzip.GzipFile(fileobj=buffered, mode="rb") if magic.startswith(_GZIP_MAGIC) else buffered
+        stream = tally.expansion_reader(stream, lambda: hashing.size, layer.digest)
         try:
-            _LayerWriter(layer, root, keep).apply(stream)
+            _LayerWriter(layer, root, keep, tally).apply(stream)
             while stream.read(_COPY_CHUNK):  # finish the gzip member (checks its CRC) and the blob
                 pass
             while buffered.read(_COPY_CHUNK):
@@ -137,8 +138,9 @@ def _zstd_error(layer: LayerBlob) -> CatalogError:
 class _LayerWriter:
     """Applies one layer's tar members under `root`, keeping only what lies under `keep`."""
 
-    def __init__(self, layer: LayerBlob, root: Path, keep: str) -> None:
+    def __init__(self, layer: LayerBlob, root: Path, keep: str, tally: BudgetTally) -> None:
         self.layer = layer
+        self.tally = tally
         self.root = root
         self.keep = keep
         self.written: set[str] = set()  # paths this layer created: its own whiteouts do not hide them
@@ -154,6 +156,7 @@ class _LayerWriter:
 
     def member(self, tar: tarfile.TarFile, member: tarfile.TarInfo) -> None:
         path = self.clean_name(member.name)
+        self.tally.entry(self.layer.digest, member.name)
         if path is None:
             return  # the root directory itself
         base = posixpath.basename(path)
@@ -173,6 +176,7 @@ class _LayerWriter:
                 # a file or link where the catalog directory's parent should be: it hides what lower layers had
                 self.remove(path)
             return
+        self.tally.depth(self.layer.digest, member.name, path.count("/") + 1)
         if member.ischr() or member.isblk() or member.isfifo():
             raise self.fail(member.name, "device and fifo files are not allowed in a catalog")
         if member.issym():
@@ -259,11 +263,14 @@ class _LayerWriter:
         self.prepare(path, path).mkdir(mode=0o755)
 
     def regular(self, path: str, tar: tarfile.TarFile, member: tarfile.TarInfo) -> None:
+        self.tally.file(self.layer.digest, member.name, member.size)
         dest = self.prepare(path, member.name)
         source = tar.extractfile(member)
         assert source is not None
         with open(dest, "xb") as out:
-            shutil.copyfileobj(source, out, _COPY_CHUNK)
+            while chunk := source.read(_COPY_CHUNK):
+                self.tally.wrote(self.layer.digest, member.name, len(chunk))
+                out.write(chunk)
         os.chmod(dest, 0o644)  # never setuid or executable bits from an untrusted image
 
     def symlink(self, path: str, member: tarfile.TarInfo) -> None:
@@ -280,6 +287,7 @@ class _LayerWriter:
         real = Path(os.path.realpath(source))
         if not real.is_relative_to(self.root):
             raise self.fail(member.name, f"hard link target {member.linkname!r} leads outside the extraction directory")
+        self.tally.file(self.layer.digest, member.name, real.stat().st_size)
         dest = self.prepare(path, member.name)
         shutil.copyfile(real, dest)  # a copy: the two names never share an inode with anything outside
         os.chmod(dest, 0o644)

@@ -15,6 +15,7 @@ import codecs
 import json
 import os
 import re
+import sys
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -22,6 +23,7 @@ from typing import Any, BinaryIO
 import yaml
 
 from ..errors import CatalogError
+from ..yamlnodes import compose_documents
 from .model import (GVK, SCHEMA_BUNDLE, SCHEMA_CHANNEL, SCHEMA_DEPRECATIONS, SCHEMA_PACKAGE, Bundle, Catalog,
                     Channel, ChannelEntry, Package, PackageRequirement, RelatedImage)
 
@@ -91,6 +93,9 @@ def _iter_json_text(read: Callable[[int], str], origin: str) -> Iterator[tuple[i
             continue
         try:
             value, end = raw_decode(buf, pos)
+        except RecursionError:  # the C decoder recurses per level, guarded by the interpreter's limit
+            raise CatalogError(f"{origin}:{line}: JSON nested deeper than {sys.getrecursionlimit()} levels",
+                               "no catalog needs such nesting; the file is malformed or hostile") from None
         except json.JSONDecodeError as exc:
             unterminated = exc.msg.startswith("Unterminated string")
             if eof or not (unterminated or len(buf) - exc.pos < _TRUNCATION_MARGIN):
@@ -125,8 +130,7 @@ def iter_yaml_docs(stream: Any, origin: str, *, for_model: bool = False) -> Iter
     """
     loader = _FbcYamlLoader(stream)
     try:
-        while loader.check_node():
-            node = loader.get_node()
+        for node in compose_documents(loader):  # no recursion: nesting depth is the input's choice
             line = node.start_mark.line + 1 if node is not None else 0
             if for_model and isinstance(node, yaml.MappingNode):
                 _prune_bundle_node(node)
@@ -201,9 +205,8 @@ def iter_catalog_files(root: Path) -> Iterator[Path]:
         raise CatalogError(f"catalog directory {root} does not exist or is not a directory",
                            "give a directory that holds the catalog's JSON or YAML files")
     real_root = root.resolve()
-    for dirpath, dirnames, filenames in os.walk(root):
-        dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
-        for name in sorted(filenames):
+    for dirpath, filenames in _walk_sorted(root):
+        for name in filenames:
             if name.startswith(".") or not name.lower().endswith(CATALOG_SUFFIXES):
                 continue
             path = Path(dirpath) / name
@@ -211,6 +214,30 @@ def iter_catalog_files(root: Path) -> Iterator[Path]:
                 raise CatalogError(f"{path}: symlink points outside the catalog directory {root}",
                                    "replace the link by the file it points to")
             yield path
+
+
+def _walk_sorted(root: Path) -> Iterator[tuple[str, list[str]]]:
+    """(directory, its sorted file names), top-down in sorted order, hidden directories skipped.
+
+    os.walk in Python 3.11 recurses once per level; this keeps an explicit stack, so a tree of
+    thousands of nested directories costs memory, not the call stack. Symlinked directories are
+    not entered (as os.walk without followlinks)."""
+    stack = [str(root)]
+    while stack:
+        directory = stack.pop()
+        try:
+            entries = sorted(os.scandir(directory), key=lambda e: e.name)
+        except OSError as exc:
+            raise CatalogError(f"{directory}: cannot list catalog directory: {exc.strerror}") from None
+        files, subdirs = [], []
+        for entry in entries:
+            if entry.is_dir(follow_symlinks=False):
+                if not entry.name.startswith("."):
+                    subdirs.append(entry.path)
+            elif not entry.is_dir():  # a link to a directory is not entered, nor read as a file
+                files.append(entry.name)
+        yield directory, files
+        stack.extend(reversed(subdirs))
 
 
 def iter_dir_blobs(root: Path) -> Iterator[dict[str, Any]]:

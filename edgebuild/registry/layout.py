@@ -5,6 +5,8 @@ against their digest while they stream, fsync'ed, renamed into `blobs/sha256/`, 
 is fsync'ed after the rename; `index.json` is rewritten the same way after each finished image.
 So an interrupted run, even a power cut, leaves only whole blobs (a rerun skips them, and a
 renamed file is never empty) and an index that names only images whose every blob is present.
+Leftovers of a killed run (`.*.part` blobs, `.*.tmp` metadata) are removed by the next run that
+takes the layout's lock (`remove_leftovers`, called by mirror_to_disk under `locked_directory`).
 Images are named in index.json by `org.opencontainers.image.ref.name` = `REPOSITORY:TAG` or
 `REPOSITORY@DIGEST`, which `skopeo … oci:DIR:NAME` understands.
 """
@@ -13,6 +15,8 @@ from __future__ import annotations
 
 import json
 import os
+import re
+import shutil
 import tempfile
 import threading
 from collections.abc import Callable, Iterator
@@ -21,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import RegistryError
-from ..fsutil import commit_file, write_atomic
+from ..fsutil import commit_file, pause_point, write_atomic
 from .endpoints import BlobOpener, BlobOutcome, RepositoryState, transfer_with_retries
 from .manifest import OCI_INDEX, Descriptor, Manifest, parse_manifest
 from .retry import RetryPolicy
@@ -29,6 +33,31 @@ from .stream import verified_chunks
 
 REF_NAME = "org.opencontainers.image.ref.name"
 CHUNK = 1024 * 1024
+
+
+# what a killed writer leaves: blobs being downloaded (_write_blob), files being replaced
+# (fsutil.write_atomic), scratch directories of catalog rebuilds (mirror._rebuild_catalogs)
+_PARTIAL_RE = re.compile(r"^\..+\.(part|tmp)$")
+_SCRATCH_RE = re.compile(r"^(edgebuild-catalog-|\.fbc-spool-)")
+
+
+def remove_leftovers(root: Path) -> int:
+    """Remove what killed runs left in the layout at `root`; the caller holds the layout's lock, so
+    no live writer owns them. Returns how many were removed."""
+    removed = 0
+    for directory in (root, root / "blobs" / "sha256", root / "edgebuild"):
+        try:
+            entries = list(os.scandir(directory))
+        except FileNotFoundError:
+            continue
+        for entry in entries:
+            if entry.is_file(follow_symlinks=False) and _PARTIAL_RE.match(entry.name):
+                Path(entry.path).unlink(missing_ok=True)
+                removed += 1
+            elif entry.is_dir(follow_symlinks=False) and _SCRATCH_RE.match(entry.name):
+                shutil.rmtree(entry.path, ignore_errors=True)
+                removed += 1
+    return removed
 
 
 def ref_name(repository: str, reference: str) -> str:
@@ -242,6 +271,7 @@ class LayoutEndpoint:
                             out.write(chunk)
                         except OSError as exc:  # the disk, not the network: no retry will help
                             raise self._disk_error(exc) from None
+                        pause_point("layout-blob-partly-written")
                 try:
                     commit_file(out, tmp, path)
                 except OSError as exc:

@@ -28,8 +28,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
 
-from ..errors import RegistryError
-from ..fsutil import write_atomic
+from ..errors import RegistryError, UsageError
+from ..fsutil import locked_directory, path_length_problem, pause_point, write_atomic
 from ..plan import Plan, PlanImage, image_destination
 from ..reference import ImageReference, MirrorTarget
 from .archive import (
@@ -45,7 +45,7 @@ from .archive import (
 from .client import RegistryClient
 from .endpoints import BlobOpener, BlobOutcome, Endpoint, RegistryEndpoint, RepositoryState
 from .engine import CopyEngine, CopyJob, CopyResult
-from .layout import LayoutEndpoint, ref_name
+from .layout import LayoutEndpoint, ref_name, remove_leftovers
 from .manifest import Descriptor, Manifest
 from .progress import Progress, human_bytes
 from .retry import RetryPolicy
@@ -411,9 +411,26 @@ def mirror_to_disk(plan: Plan, directory: str | os.PathLike[str], options: Mirro
 
     With `options.previous_state` (storageConfig), images an earlier run already mirrored at the
     same digest are left out, as oc-mirror v1 does for incremental mirroring.
+    One writer per directory: a second run into the same DIR waits for the first (a lock on DIR
+    itself), then reads the index the first one left, so both runs' images stay in index.json.
     """
     options = options or MirrorOptions()
     root = parse_dir(directory)
+    if problem := path_length_problem(str(root.absolute())):
+        raise UsageError(f"--to file://{root}: {problem}", "choose a shorter directory")
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise RegistryError(f"cannot create the disk copy directory {root}: {exc.strerror}",
+                            hint="choose a writable --to file://DIR") from None
+    say = None if options.quiet else (lambda text: (options.progress_stream or sys.stderr).write(text + "\n"))
+    with locked_directory(root, "this disk copy", say):
+        remove_leftovers(root)
+        pause_point("mirror-disk-locked")
+        return _mirror_to_disk_locked(plan, root, options)
+
+
+def _mirror_to_disk_locked(plan: Plan, root: Path, options: MirrorOptions) -> MirrorReport:
     layout = LayoutEndpoint(root, retry=options.retry)
     entries = _disk_entries(plan)
     _write_metadata(root, plan.dumps(), entries, complete=False)

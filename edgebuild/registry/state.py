@@ -42,10 +42,13 @@ def load_state(config: ImageSetConfig, *, authfile: str | None = None) -> dict[s
         return None
     if storage.local_path:
         path = Path(storage.local_path) / STATE_FILE
-        if not path.is_file():
-            return None
         try:
+            if not path.is_file():
+                return None
             state = json.loads(path.read_text())
+        except OSError as exc:  # e.g. a name too long for the filesystem, a directory not readable
+            raise RegistryError(f"storageConfig state {path}: cannot read it: {exc.strerror}",
+                                hint="check storageConfig.local.path") from None
         except ValueError as exc:
             raise RegistryError(f"storageConfig state {path} is not valid JSON: {exc}",
                                 hint="delete it to start over (the next run mirrors everything)") from None
@@ -76,7 +79,11 @@ def save_state(config: ImageSetConfig, state: dict[str, Any], *, authfile: str |
         return
     data = (json.dumps(state, indent=1, sort_keys=True) + "\n").encode()
     if storage.local_path:
-        write_atomic(Path(storage.local_path) / STATE_FILE, data, durable=True)
+        try:
+            write_atomic(Path(storage.local_path) / STATE_FILE, data, durable=True)
+        except OSError as exc:
+            raise RegistryError(f"storageConfig state {Path(storage.local_path) / STATE_FILE}: cannot write it: "
+                                f"{exc.strerror}", hint="check storageConfig.local.path: it must be writable") from None
         return
     if storage.registry_image:
         client, ref = _client(config, authfile)

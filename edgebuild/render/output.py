@@ -1,7 +1,18 @@
 """`render_outputs`: every file of OUTDIR, rendered into a temporary directory and swapped in.
 
 A failed run leaves the previous OUTDIR untouched: everything is rendered and checked in memory,
-written to a sibling temporary directory, and only then renamed into place.
+written to a sibling temporary directory `.OUT.new-*`, and only then swapped in. The swap is one
+`renameat2(RENAME_EXCHANGE)`, so OUTDIR is never missing, not even for a moment (a SIGKILL at any
+point leaves the old or the complete new output); where the filesystem cannot exchange, two
+renames are used and the next run puts a `.OUT.old-*` back when a kill came between them. Each
+run removes the `.OUT.*` leftovers of killed runs, holding a lock on the parent directory so two
+renders into one OUTDIR never remove each other's staging.
+
+Refused, with the reason, instead of guessed: a mount point as OUTDIR (it cannot be renamed; give
+a directory inside it), a non-empty directory that is no edgebuild output, and an older output
+holding files the user added (they would be lost with the old tree: move them out first). A
+failure to write (read-only, permission, disk full) is one `error:` line, exit 1, nothing half
+written.
 """
 
 from __future__ import annotations
@@ -11,12 +22,14 @@ import os
 import re
 import shutil
 import tempfile
+import tomllib
 import uuid
 from pathlib import Path
 
 from ..config import ImageSetConfig
 from ..embed import check_mode, split_embedded, totals
 from ..errors import UsageError
+from ..fsutil import exchange_paths, fsync_dir, locked_directory, path_length_problem, pause_point
 from ..plan import Plan, PlanImage, image_destination
 from ..reference import ImageReference, MirrorTarget
 from .blueprint import (
@@ -263,20 +276,90 @@ def _read_ca(path: Path) -> str:
 
 
 def _check_replaceable(outdir: Path) -> None:
-    """Refuse to replace a directory that is not an earlier render output (or empty)."""
+    """Refuse to replace a directory that is not an earlier render output (or empty), or a mount point."""
+    if problem := path_length_problem(str(outdir.absolute())):
+        raise UsageError(f"-o {outdir}: {problem}", "choose a shorter OUTDIR")
     if not outdir.exists():
         return
     if not outdir.is_dir():
         raise UsageError(f"{outdir} exists and is not a directory", "choose another -o OUTDIR")
-    if any(outdir.iterdir()) and not ((outdir / "plan.json").is_file() and (outdir / BLUEPRINT_FILE).is_file()):
+    if os.path.ismount(outdir):
+        raise UsageError(f"{outdir} is a mount point: edgebuild swaps OUTDIR in whole by a rename, and a mount "
+                         "point cannot be renamed", f"give a directory inside it, e.g. -o {outdir / 'edgebuild'}")
+    if any(outdir.iterdir()) and not _is_output(outdir):
         raise UsageError(f"{outdir} is not empty and holds no earlier edgebuild output; it would be replaced",
                          "choose a new or empty -o OUTDIR")
 
 
+def _is_output(outdir: Path) -> bool:
+    return (outdir / "plan.json").is_file() and (outdir / BLUEPRINT_FILE).is_file()
+
+
+_KNOWN_TOP = frozenset({BLUEPRINT_FILE, INSTALLER_BLUEPRINT_FILE, "mapping.txt", "images.json", "plan.json"})
+_SCRATCH_DIRS = frozenset({".verify"})  # verify's scratch device root and image store (verify.py), rebuilt per run
+
+
+def _output_files(outdir: Path) -> list[str]:
+    """Relative paths of the files and links of an output, scratch directories left out (not walked)."""
+    out: list[str] = []
+    stack = [""]
+    while stack:
+        rel_dir = stack.pop()
+        for entry in os.scandir(outdir / rel_dir if rel_dir else outdir):
+            rel = f"{rel_dir}/{entry.name}" if rel_dir else entry.name
+            if entry.is_dir(follow_symlinks=False):
+                if rel not in _SCRATCH_DIRS:
+                    stack.append(rel)
+            else:
+                out.append(rel)
+    return sorted(out)
+
+
+def _files_added_by_user(outdir: Path, tree: dict[str, bytes]) -> list[str]:
+    """Files in an older output that no render wrote: not in the new tree, and neither one of the
+    names a render writes at the top, a device file the old blueprint lists, nor a cluster resource."""
+    if not outdir.is_dir() or not _is_output(outdir):
+        return []
+    try:
+        listed = {f"files{f.get('path', '')}" for f in
+                  tomllib.loads((outdir / BLUEPRINT_FILE).read_text()).get("customizations", {}).get("files", [])}
+    except (OSError, ValueError, AttributeError):
+        listed = None  # unreadable: everything under files/ counts as ours
+    added = []
+    for rel in _output_files(outdir):
+        ours = (rel in tree or rel in _KNOWN_TOP or rel.startswith("cluster-resources/")
+                or (rel.startswith("files/") and (listed is None or rel in listed)))
+        if not ours:
+            added.append(rel)
+    return added
+
+
 def _write_tree(outdir: Path, tree: dict[str, bytes], directories: list[str]) -> None:
-    parent = outdir.resolve().parent
-    parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{outdir.name}.new-", dir=parent))
+    outdir = outdir.resolve()
+    parent = outdir.parent
+    try:
+        parent.mkdir(parents=True, exist_ok=True)
+        with locked_directory(parent, f"-o {outdir}", _say):
+            _remove_leftovers(outdir)
+            added = _files_added_by_user(outdir, tree)
+            if added:
+                shown = ", ".join(added[:5]) + (f" and {len(added) - 5} more" if len(added) > 5 else "")
+                raise UsageError(f"{outdir} holds files an earlier render did not write: {shown}; replacing the "
+                                 "output would delete them", "move them out of OUTDIR (or render into a new -o)")
+            _stage_and_swap(outdir, tree, directories)
+    except OSError as exc:
+        where = f" ({exc.filename})" if exc.filename else ""
+        raise RenderError(f"cannot write the output {outdir}: {exc.strerror or exc}{where}; nothing was changed",
+                          "check free space, permissions and that the filesystem is writable") from None
+
+
+def _say(message: str) -> None:
+    import sys
+    sys.stderr.write(message + "\n")
+
+
+def _stage_and_swap(outdir: Path, tree: dict[str, bytes], directories: list[str]) -> None:
+    staging = Path(tempfile.mkdtemp(prefix=f".{outdir.name}.new-", dir=outdir.parent))
     try:
         os.chmod(staging, 0o755)
         for rel in directories:
@@ -289,21 +372,50 @@ def _write_tree(outdir: Path, tree: dict[str, bytes], directories: list[str]) ->
                 fh.flush()
                 os.fsync(fh.fileno())
             os.chmod(target, 0o644)
-        _swap_in(staging, outdir.resolve())
+        pause_point("render-staged")
+        _swap_in(staging, outdir)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
 
 
+def _leftover_re(outdir: Path) -> re.Pattern[str]:
+    """Names of this OUTDIR's staging (`.OUT.new-XXXXXXXX`, from mkdtemp) and fallback (`.OUT.old-…`) dirs."""
+    return re.compile(rf"^\.{re.escape(outdir.name)}\.(new|old)-[A-Za-z0-9_]{{8}}$")
+
+
+def _remove_leftovers(outdir: Path) -> None:
+    """Clean up after killed runs (called under the parent's lock): an old output moved aside by the
+    two-rename fallback goes back when OUTDIR is missing; every other leftover is removed."""
+    pattern = _leftover_re(outdir)
+    leftovers = sorted((p for p in outdir.parent.iterdir() if pattern.match(p.name)),
+                       key=lambda p: p.name.split(".")[-1].startswith("new"))
+    for path in leftovers:
+        if path.name.split(".")[-1].startswith("old") and not outdir.exists():
+            os.rename(path, outdir)
+        else:
+            shutil.rmtree(path, ignore_errors=True)
+
+
 def _swap_in(staging: Path, outdir: Path) -> None:
+    parent = outdir.parent
     if not outdir.exists():
         os.rename(staging, outdir)
+        fsync_dir(parent)
         return
-    old = outdir.parent / f".{outdir.name}.old-{uuid.uuid4().hex[:8]}"
+    pause_point("render-before-exchange")
+    if exchange_paths(staging, outdir):
+        fsync_dir(parent)
+        pause_point("render-exchanged")
+        shutil.rmtree(staging, ignore_errors=True)  # it holds the old output now
+        return
+    old = parent / f".{outdir.name}.old-{uuid.uuid4().hex[:8]}"
     os.rename(outdir, old)
+    pause_point("render-old-moved")  # the one window of the fallback: the next run restores `old`
     try:
         os.rename(staging, outdir)
     except BaseException:
         os.rename(old, outdir)
         raise
+    fsync_dir(parent)
     shutil.rmtree(old, ignore_errors=True)
