@@ -35,7 +35,8 @@ def main() -> int:
     stack_compose = loader_module.compose_documents
     times: dict[str, list[float]] = {}
     for _ in range(args.runs):
-        for name, compose in (("libyaml composer (before)", recursive_compose), ("stack composer (now)", stack_compose)):
+        variants = (("libyaml composer (before)", recursive_compose), ("stack composer (now)", stack_compose))
+        for name, compose in variants:
             loader_module.compose_documents = compose
             start = time.perf_counter()
             loader_module.load_catalog_dir(REAL)

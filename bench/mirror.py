@@ -89,7 +89,9 @@ class StreamLayout:
 
         class Tee:
             def __init__(self, fh): self.fh = fh
-            def write(self, data): diff.update(data); return self.fh.write(data)
+            def write(self, data):
+                diff.update(data)
+                return self.fh.write(data)
             def flush(self): pass
 
         with tmp.open("wb") as raw, gzip.GzipFile(fileobj=raw, mode="wb", compresslevel=0, mtime=0) as gz:

@@ -225,7 +225,7 @@ class _Reader:
 _INT_TAG = "tag:yaml.org,2002:int"
 _FLOAT_TAG = "tag:yaml.org,2002:float"
 _SHOWN_WORD = 120  # longer runs without spaces in a message are cut to this many characters
-_LONG_WORD_RE = re.compile(r"\S{%d,}" % (_SHOWN_WORD + 1))
+_LONG_WORD_RE = re.compile(rf"\S{{{_SHOWN_WORD + 1},}}")
 
 
 def _cut(text: str) -> str:
@@ -302,8 +302,8 @@ def load_config(path: str | Path) -> ImageSetConfig:
         text = data.decode("utf-8")
     except UnicodeDecodeError as exc:
         line = data.count(b"\n", 0, exc.start) + 1
-        raise ConfigErrors([ConfigError(f"not UTF-8 text: byte 0x{data[exc.start]:02x} cannot be decoded", file=str(path),
-                                        line=line, hint="save the file as UTF-8")]) from None
+        raise ConfigErrors([ConfigError(f"not UTF-8 text: byte 0x{data[exc.start]:02x} cannot be decoded",
+                                        file=str(path), line=line, hint="save the file as UTF-8")]) from None
     return parse_config(text, str(path))
 
 
@@ -418,7 +418,7 @@ def _read_mirror(r: _Reader, node: yaml.Node, schema: _Schema, config: ImageSetC
     if "samples" in keys:
         r.sequence(keys["samples"], "mirror.samples")
         r.warn(keys["samples"], "mirror.samples", "has no effect: oc-mirror does not implement samples either")
-    for i, op_node in enumerate(r.sequence(keys.get("operators"), "mirror.operators") if "operators" in keys else []):
+    for i, op_node in enumerate(r.sequence(keys["operators"], "mirror.operators") if "operators" in keys else []):
         op = _read_operator(r, op_node, f"mirror.operators[{i}]", schema, config.api_version)
         if op is not None:
             config.operators.append(op)
@@ -495,7 +495,8 @@ def _read_platform(r: _Reader, node: yaml.Node, schema: _Schema) -> dict[str, An
         if "name" in ck:
             entry["name"] = r.string(ck["name"], f"{fld}.name")
             if entry["name"] in seen:
-                r.error(ck["name"], f"{fld}.name", f"release channel {entry['name']!r}: duplicate found in configuration")
+                r.error(ck["name"], f"{fld}.name",
+                        f"release channel {entry['name']!r}: duplicate found in configuration")
             seen[entry["name"]] = j
         for vkey in ("minVersion", "maxVersion"):
             if vkey in ck:
@@ -614,7 +615,8 @@ def _read_package(r: _Reader, node: yaml.Node, fld: str, schema: _Schema, api: s
         ch = ChannelSpec(name=cname, line=c_node.start_mark.line + 1)
         _read_versions(r, ck, cfld, ch, api, op, f"channel {cname!r} of package {name!r}")
         if cname in seen:
-            r.error(c_node, f"{cfld}.name", f"catalog {op.catalog!r}: operator {name!r}: duplicate channel entry {cname!r}")
+            r.error(c_node, f"{cfld}.name",
+                    f"catalog {op.catalog!r}: operator {name!r}: duplicate channel entry {cname!r}")
         seen[cname] = k
         pkg.channels.append(ch)
     if api == API_V2 and (pkg.min_version or pkg.max_version) and any(c.min_version or c.max_version

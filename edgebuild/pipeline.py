@@ -115,7 +115,7 @@ def load_catalogs(config: ImageSetConfig, args: argparse.Namespace,
         return open_catalog_for(ref, args, factory)
     try:
         with ThreadPoolExecutor(max_workers=max(1, min(4, len(refs)))) as pool:
-            loaded = dict(zip(refs, pool.map(load, refs)))
+            loaded = dict(zip(refs, pool.map(load, refs), strict=True))
     finally:
         factory.close()
     if fbc_dirs is not None:

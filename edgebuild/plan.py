@@ -14,7 +14,7 @@ from typing import Any, Literal
 from .catalog.model import Catalog
 from .catalog.select import select
 from .catalog.selection import Selection
-from .config import ImageSetConfig, OperatorSpec, catalog_unique_name
+from .config import AdditionalImage, ImageSetConfig, OperatorSpec, catalog_unique_name
 from .errors import EdgebuildError
 from .reference import ImageReference, MirrorTarget, ReferenceError, v1_tag, v2_tag
 
@@ -226,9 +226,9 @@ def build_plan(config: ImageSetConfig, catalogs: dict[str, Catalog], mirror: Mir
             continue
         img.digest = ref.digest
         if mirror is not None:
-            extra = target_of.get(source) if img.type == "additional" else None
+            wanted: AdditionalImage | None = target_of.get(source) if img.type == "additional" else None
             img.destination, img.destination_tag = image_destination(
-                ref, semantics, mirror, extra.target_repo if extra else None, extra.target_tag if extra else None)
+                ref, semantics, mirror, wanted.target_repo if wanted else None, wanted.target_tag if wanted else None)
         plan.images.append(img)
     return plan
 

@@ -103,7 +103,8 @@ class VerifyReport:
     def format_text(self) -> str:
         lines = [f"device root: {self.root}", f"embedded images: {len(self.embedded)}"]
         for m in self.manifests:
-            lines.append(f"  {'ok     ' if m.ok else 'FAILED '} kustomize {m.path}" + (f": {m.detail}" if m.detail else ""))
+            detail = f": {m.detail}" if m.detail else ""
+            lines.append(f"  {'ok     ' if m.ok else 'FAILED '} kustomize {m.path}{detail}")
         for i in sorted(self.images, key=lambda c: (c.ok, c.reference)):
             mark = {"embedded": "found  ", "mirror": "mirror ", "missing": "MISSING"}[i.status]
             lines.append(f"  {mark} {i.reference}  ({i.needed_by})" + (f": {i.detail}" if i.detail else ""))

@@ -69,24 +69,27 @@ def _compose_one(loader: Any, get_event: Any) -> yaml.Node | None:
 def _node_of(loader: Any, event: Any, anchors: dict[str, yaml.Node]) -> yaml.Node:
     if isinstance(event, yaml.AliasEvent):
         if event.anchor not in anchors:
-            raise ComposerError(None, None, f"found undefined alias {event.anchor!r}", event.start_mark)
+            mark: Any = event.start_mark
+            raise ComposerError(None, None, f"found undefined alias {event.anchor!r}", mark)
         return anchors[event.anchor]
     node: yaml.Node
     tag = event.tag
+    start: Any = event.start_mark  # libyaml's Mark and PyYAML's differ in the stubs, not at run time
+    end: Any = event.end_mark
     if isinstance(event, yaml.ScalarEvent):
         if tag is None or tag == "!":
             tag = loader.resolve(yaml.ScalarNode, event.value, event.implicit)
-        node = yaml.ScalarNode(tag, event.value, event.start_mark, event.end_mark, style=event.style)
+        node = yaml.ScalarNode(tag, event.value, start, end, style=event.style)
     elif isinstance(event, yaml.SequenceStartEvent):
         if tag is None or tag == "!":
             tag = loader.resolve(yaml.SequenceNode, None, event.implicit)
-        node = yaml.SequenceNode(tag, [], event.start_mark, None, flow_style=event.flow_style)
+        node = yaml.SequenceNode(tag, [], start, None, flow_style=event.flow_style)
     elif isinstance(event, yaml.MappingStartEvent):
         if tag is None or tag == "!":
             tag = loader.resolve(yaml.MappingNode, None, event.implicit)
-        node = yaml.MappingNode(tag, [], event.start_mark, None, flow_style=event.flow_style)
+        node = yaml.MappingNode(tag, [], start, None, flow_style=event.flow_style)
     else:
-        raise ComposerError(None, None, f"unexpected {type(event).__name__}", event.start_mark)
+        raise ComposerError(None, None, f"unexpected {type(event).__name__}", start)
     if event.anchor is not None:
         anchors[event.anchor] = node
     return node

@@ -31,7 +31,7 @@ def test_two_concurrent_disk_mirrors_keep_both_runs_images(registry, tmp_path: P
         runs = [start_cli(["mirror", "-c", str(isc), "--to", f"file://{disk}", "--src-tls-verify=false"], env=env)
                 for isc in (isc_a, isc_b)]
         outputs = [run.communicate(timeout=300) for run in runs]
-        for run, (_, err) in zip(runs, outputs):
+        for run, (_, err) in zip(runs, outputs, strict=True):
             assert run.returncode == 0, err
         waited += sum("waiting for another edgebuild run that is writing this disk copy" in err for _, err in outputs)
         assert index_names(disk) == {r.split("/", 1)[1] for r in refs_a + refs_b}, f"round {round_}"

@@ -126,8 +126,9 @@ def test_3000_nested_directories_are_refused_without_recursion(tmp_path: Path) -
 def test_a_catalog_directory_nested_1500_deep_on_disk_is_walked_without_recursion(tmp_path: Path) -> None:
     """--catalog-content DIR: the directory walk keeps its own stack (os.walk of Python 3.11 recurses,
     and fails past about 1000 levels)."""
-    from edgebuild.catalog.loader import iter_catalog_files
     import os
+
+    from edgebuild.catalog.loader import iter_catalog_files
     depth = 1500
     top = tmp_path / "fbc"
     levels = [str(top)]

@@ -21,8 +21,8 @@ from pathlib import Path
 
 import pytest
 
-from edgebuild.render import RenderOptions, render_outputs
 from edgebuild.reference import MirrorTarget
+from edgebuild.render import RenderOptions, render_outputs
 from tests.hostile_support import ROOT
 from tests.test_render_support import sample_config, sample_plan
 

@@ -25,7 +25,7 @@ import zlib
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO
+from typing import BinaryIO, cast
 
 from ..errors import CatalogError
 from .extract_budget import BudgetTally, ExtractBudget, ObservedReader, default_budget
@@ -88,7 +88,8 @@ def _normalize_configs_dir(configs_dir: str) -> str:
     norm = posixpath.normpath("/" + configs_dir.strip()).lstrip("/")
     if not norm or ".." in configs_dir.split("/"):
         raise CatalogError(f"catalog directory label value {configs_dir!r} is not a directory inside the image",
-                           "the label operators.operatorframework.io.index.configs.v1 must name a path such as /configs")
+                           "the label operators.operatorframework.io.index.configs.v1 must name a path "
+                           "such as /configs")
     return norm
 
 
@@ -102,7 +103,8 @@ def _apply_layer(layer: LayerBlob, root: Path, keep: str, tally: BudgetTally) ->
         magic = buffered.peek(4)[:4]
         if magic.startswith(_ZSTD_MAGIC):
             raise _zstd_error(layer)
-        stream: BinaryIO = gzip.GzipFile(fileobj=buffered, mode="rb") if magic.startswith(_GZIP_MAGIC) else buffered
+        stream: BinaryIO = (cast(BinaryIO, gzip.GzipFile(fileobj=buffered, mode="rb"))
+                            if magic.startswith(_GZIP_MAGIC) else cast(BinaryIO, buffered))
         stream = tally.expansion_reader(stream, lambda: hashing.size, layer.digest)
         try:
             _LayerWriter(layer, root, keep, tally).apply(stream)

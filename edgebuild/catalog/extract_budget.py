@@ -42,7 +42,7 @@ class ExtractBudget:
     def names(cls) -> list[str]:
         return [f.name.replace("_", "-") for f in fields(cls)]
 
-    def with_settings(self, settings: list[str], origin: str) -> "ExtractBudget":
+    def with_settings(self, settings: list[str], origin: str) -> ExtractBudget:
         """This budget with `NAME=VALUE` settings applied; a bad one is a usage error naming `origin`."""
         changes: dict[str, int] = {}
         for setting in settings:
@@ -126,7 +126,7 @@ class BudgetTally:
 
     def expansion_reader(self, stream: BinaryIO, compressed: Callable[[], int], layer: str) -> BinaryIO:
         """`stream` (a layer's decompressed bytes) counted against the ratio to `compressed()` bytes read."""
-        return io.BufferedReader(_RatioReader(stream, compressed, self, layer), buffer_size=1 << 20)  # type: ignore[return-value]
+        return io.BufferedReader(_RatioReader(stream, compressed, self, layer), buffer_size=1 << 20)
 
 
 class ObservedReader(io.RawIOBase):

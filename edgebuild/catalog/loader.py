@@ -24,8 +24,20 @@ import yaml
 
 from ..errors import CatalogError
 from ..yamlnodes import compose_documents
-from .model import (GVK, SCHEMA_BUNDLE, SCHEMA_CHANNEL, SCHEMA_DEPRECATIONS, SCHEMA_PACKAGE, Bundle, Catalog,
-                    Channel, ChannelEntry, Package, PackageRequirement, RelatedImage)
+from .model import (
+    GVK,
+    SCHEMA_BUNDLE,
+    SCHEMA_CHANNEL,
+    SCHEMA_DEPRECATIONS,
+    SCHEMA_PACKAGE,
+    Bundle,
+    Catalog,
+    Channel,
+    ChannelEntry,
+    Package,
+    PackageRequirement,
+    RelatedImage,
+)
 
 _BaseLoader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 CATALOG_SUFFIXES = (".json", ".yaml", ".yml")

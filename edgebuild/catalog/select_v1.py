@@ -27,8 +27,16 @@ from typing import Any
 from ..config import ChannelSpec, OperatorSpec, PackageSpec
 from ..errors import SelectionError
 from ..semver import Version
-from .graph import (ChannelGraphError, PackageView, channel_head, channel_heads, intersecting_bundles,
-                    replaced_by, validate_catalog, validate_packages)
+from .graph import (
+    ChannelGraphError,
+    PackageView,
+    channel_head,
+    channel_heads,
+    intersecting_bundles,
+    replaced_by,
+    validate_catalog,
+    validate_packages,
+)
 from .model import GVK, Bundle, Catalog, Channel, ChannelEntry, Package
 from .ranges_v1 import RangeError, VersionRange, any_version, parse_range
 from .selection import SelectedPackage, Selection
@@ -170,9 +178,9 @@ class _Run:
                     for want in ich.versions:
                         if want not in have and have:
                             pivot = _index_near(have, want)
-                            near = have[max(0, pivot - 2):pivot + 2]
+                            nearby = have[max(0, pivot - 2):pivot + 2]
                             notes.append(f"channel {ich.name!r} of {inc.name!r} has no version {want}; nearest: "
-                                         f"{', '.join(map(str, near))} (minVersion must name an existing version "
+                                         f"{', '.join(map(str, nearby))} (minVersion must name an existing version "
                                          "in oc-mirror v1; use maxVersion too for a range)")
                 if ich.name not in pkg.channels:
                     near = difflib.get_close_matches(ich.name, list(pkg.channels), n=3, cutoff=0.5)
@@ -610,7 +618,8 @@ def _selection(catalog: Catalog, out: OutModel, defaults: dict[str, str], warnin
     selection = Selection(catalog=catalog, warnings=warnings)
     for pkg_name in sorted(out):
         src = catalog.packages[pkg_name]
-        channels = {ch: [e for e in src.channels[ch].entries if e.name in sel] for ch, sel in sorted(out[pkg_name].items())}
+        channels = {ch: [e for e in src.channels[ch].entries if e.name in sel]
+                    for ch, sel in sorted(out[pkg_name].items())}
         selection.packages[pkg_name] = SelectedPackage(pkg_name, defaults[pkg_name], channels)
     return selection
 
@@ -734,8 +743,9 @@ def select_v1(catalog: Catalog, spec: OperatorSpec, previous: Any = None) -> Sel
                     if inc.range or inc.all_versions or inc.all_bundles or any(c.is_set for c in inc.channels)}
             final = _incremental_includes(run, first, {k: v for k, v in state.items()}, keep)
         else:
-            every = {p.name: {c: {} for c in p.channels} for p in catalog.packages.values()}
-            final = _incremental_includes(run, every, state, {})  # type: ignore[arg-type]
+            every: dict[str, dict[str, Any]] = {p.name: {c: {} for c in p.channels}
+                                                for p in catalog.packages.values()}
+            final = _incremental_includes(run, every, state, {})
         for inc in final:
             if inc.name in includes:
                 inc.default_channel = includes[inc.name].default_channel

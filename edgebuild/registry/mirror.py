@@ -423,8 +423,10 @@ def mirror_to_disk(plan: Plan, directory: str | os.PathLike[str], options: Mirro
     except OSError as exc:
         raise RegistryError(f"cannot create the disk copy directory {root}: {exc.strerror}",
                             hint="choose a writable --to file://DIR") from None
-    say = None if options.quiet else (lambda text: (options.progress_stream or sys.stderr).write(text + "\n"))
-    with locked_directory(root, "this disk copy", say):
+    def say(text: str) -> None:
+        (options.progress_stream or sys.stderr).write(text + "\n")
+
+    with locked_directory(root, "this disk copy", None if options.quiet else say):
         remove_leftovers(root)
         pause_point("mirror-disk-locked")
         return _mirror_to_disk_locked(plan, root, options)

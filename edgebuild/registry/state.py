@@ -16,10 +16,10 @@ from typing import Any
 from ..catalog.select_v1 import selection_state
 from ..config import ImageSetConfig, catalog_unique_name
 from ..errors import RegistryError
+from ..fsutil import write_atomic
 from ..plan import Plan
 from ..reference import ImageReference
 from .client import RegistryClient
-from ..fsutil import write_atomic
 from .manifest import OCI_MANIFEST, sha256_digest
 
 STATE_FILE = "edgebuild-state.json"

@@ -1,9 +1,10 @@
 """The osbuild blueprints: built as data, rendered from Jinja2 templates, parsed back and checked.
 
-Templates live in `blueprints/` at the repository root (packaged through the `edgebuild/blueprints` link). Every value goes through a TOML filter
-(`toml`, or `toml_text` for file contents); the environment refuses any other output, so nothing
-reaches the TOML text unescaped. After rendering, the text is parsed with tomllib and must equal
-the data it was rendered from, then pass `policy.check_blueprint`.
+Templates live in `blueprints/` at the repository root (packaged through the `edgebuild/blueprints`
+link). Every value goes through a TOML filter (`toml`, or `toml_text` for file contents); the
+environment refuses any other output, so nothing reaches the TOML text unescaped. After rendering,
+the text is parsed with tomllib and must equal the data it was rendered from, then pass
+`policy.check_blueprint`.
 """
 
 from __future__ import annotations

@@ -25,8 +25,9 @@ its loop) and orders entries by map iteration; here chunks count up and entries 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import functools
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -182,7 +183,7 @@ def _icsps(rules: list[MirrorRule]) -> list[dict[str, Any]]:
     """ICSPs per category, each at most ICSP_SIZE_LIMIT bytes of YAML."""
     out: list[dict[str, Any]] = []
     for category, sources in sorted(_grouped(rules, "digest").items()):
-        out += _split(sources, lambda count, entries: _icsp(category, count, entries), "repositoryDigestMirrors")
+        out += _split(sources, functools.partial(_icsp, category), "repositoryDigestMirrors")
     return sorted(out, key=lambda o: o["metadata"]["name"])
 
 

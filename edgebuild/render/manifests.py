@@ -17,10 +17,22 @@ from ..catalog.selection import Selection
 from ..semver import Version
 from .cluster import CatalogSourceSpec, catalog_source_object
 from .errors import RenderError
-from .subscriptions import (GLOBAL_NAMESPACE, MICROSHIFT_NAMESPACES, Placement,
-                            SubscriptionConfig, PackageOverride, place)
-from .validate import (DNS1123_SUBDOMAIN_MAX, InvalidManifest, check_poll_interval, checked, fit_name,
-                       sanitized_subdomain)
+from .subscriptions import (
+    GLOBAL_NAMESPACE,
+    MICROSHIFT_NAMESPACES,
+    PackageOverride,
+    Placement,
+    SubscriptionConfig,
+    place,
+)
+from .validate import (
+    DNS1123_SUBDOMAIN_MAX,
+    InvalidManifest,
+    check_poll_interval,
+    checked,
+    fit_name,
+    sanitized_subdomain,
+)
 from .yamlio import dump
 
 MANIFEST_PREFIX = "050"
@@ -52,7 +64,8 @@ class SubscriptionChoice:
     config: dict[str, Any] | None
 
 
-def choose_subscription(selection: Selection, package: str, override: PackageOverride) -> tuple[SubscriptionChoice, list[str]]:
+def choose_subscription(selection: Selection, package: str,
+                        override: PackageOverride) -> tuple[SubscriptionChoice, list[str]]:
     """Channel = the selection's default channel; startingCSV = its head among the kept entries."""
     selected = selection.packages[package]
     channel = selected.default_channel
@@ -60,7 +73,8 @@ def choose_subscription(selection: Selection, package: str, override: PackageOve
     if not entries:
         raise RenderError(f"{package}: default channel {channel!r} has no selected bundles "
                           f"(kept channels: {', '.join(sorted(selected.channels)) or 'none'})",
-                          "select the default channel or set defaultChannel for the package in the ImageSetConfiguration")
+                          "select the default channel or set defaultChannel for the package "
+                          "in the ImageSetConfiguration")
     warnings: list[str] = []
     heads = channel_heads(entries)
     head = heads[0]

@@ -82,7 +82,7 @@ def render_outputs(plan: Plan, config: ImageSetConfig, options: RenderOptions, o
     pulled += not_installed
     embed_totals = totals(options.image_sizes, [i.source for i in images], [i.source for i in pulled])
 
-    ledger, subscribed = NamespaceLedger(), set()
+    ledger, subscribed = NamespaceLedger(), set[tuple[str, str]]()
     manifest_dirs: list[ManifestDir] = []
     device_image = {id(s): _catalog_device_reference(plan, s) for s in sources}
     for source in sources:
@@ -222,7 +222,8 @@ def _release_destination(rel: ReleaseImage, mirror: MirrorTarget, semantics: str
     return destination
 
 
-def _device_rules(plan: Plan, releases: list[ReleaseImage], mirror: MirrorTarget, release_source: str) -> list[MirrorRule]:
+def _device_rules(plan: Plan, releases: list[ReleaseImage], mirror: MirrorTarget,
+                  release_source: str) -> list[MirrorRule]:
     """Digest rules for every image the device may pull; tag rules for images given by tag."""
     rules: list[MirrorRule] = []
     for img in plan.images:
@@ -257,7 +258,8 @@ def _split_no_embed(images: list[EmbeddedImage], patterns: list[str]) -> tuple[l
         compiled = [re.compile(p) for p in patterns]
     except re.error as exc:
         raise UsageError(f"--no-embed: not a valid regular expression: {exc}") from None
-    embedded, pulled = [], []
+    embedded: list[EmbeddedImage] = []
+    pulled: list[EmbeddedImage] = []
     for image in images:
         skip = image.kind != "catalog" and any(c.search(image.name) for c in compiled)
         (pulled if skip else embedded).append(image)

@@ -193,7 +193,7 @@ def _check_containers(containers: list[Any]) -> list[str]:
             problems.append(f"{where}: source: {exc}")
             continue
         # The name may be a tag: it is what the device asks for (a CSV that names a tag asks CRI-O for it).
-        name = c.get("name") or source
+        name = str(c.get("name") or source)
         try:
             ImageReference.parse(name)
         except ReferenceError as exc:
@@ -229,7 +229,7 @@ def _check_fsnodes(directories: list[Any], files: list[Any], ostree: bool) -> li
                 problems.append(f"{where}: data must be a string")
             if kind == "directories" and "ensure_parents" in entry and not isinstance(entry["ensure_parents"], bool):
                 problems.append(f"{where}: ensure_parents must be true or false")
-            if path_problems:
+            if path_problems or not isinstance(path, str):
                 continue
             if ostree and not path_allowed(path, policy):
                 allowed = ", ".join(p for p, ok in policy.items() if ok)

@@ -74,7 +74,8 @@ def load_subscription_config(path: Path | None) -> SubscriptionConfig:
         return SubscriptionConfig(path=where)
     if not isinstance(data, dict) or set(data) - {"packages"}:
         extra = sorted(set(data) - {"packages"}) if isinstance(data, dict) else []
-        raise ConfigError(f"expected a mapping with only the key 'packages'{'; unknown ' + ', '.join(extra) if extra else ''}",
+        unknown_note = "; unknown " + ", ".join(extra) if extra else ""
+        raise ConfigError(f"expected a mapping with only the key 'packages'{unknown_note}",
                           file=where, hint="write packages: {<package>: {namespace: ..., installPlanApproval: ...}}")
     packages = data.get("packages") or {}
     if not isinstance(packages, dict):
@@ -105,7 +106,8 @@ def load_subscription_config(path: Path | None) -> SubscriptionConfig:
             override.approval = approval
         targets = raw.get("targetNamespaces")
         if targets is not None:
-            if not isinstance(targets, list) or not targets or not all(isinstance(t, str) and is_dns_label(t) for t in targets):
+            names_ok = isinstance(targets, list) and all(isinstance(t, str) and is_dns_label(t) for t in targets)
+            if not targets or not names_ok:
                 raise ConfigError("must be a non-empty list of namespace names", file=where,
                                   field=f"{fld}.targetNamespaces")
             override.target_namespaces = list(targets)

@@ -26,7 +26,7 @@ import difflib
 import hashlib
 import json
 import re
-from functools import lru_cache
+from functools import cache
 from pathlib import Path
 from typing import Any
 
@@ -131,7 +131,7 @@ def check_poll_interval(text: str) -> str | None:
 _SCHEMA_DIR = Path(__file__).with_name("schemas")
 
 
-@lru_cache(maxsize=None)
+@cache
 def subscription_config_schema() -> dict[str, Any]:
     return json.loads((_SCHEMA_DIR / "subscription-config.json").read_text(encoding="utf-8"))["schema"]
 
