@@ -32,7 +32,7 @@ from ..errors import UsageError
 from ..plan import Plan
 from ..reference import ImageReference, ReferenceError
 from ..registry.dirtransport import DirImage, is_complete
-from .blueprint import MICROSHIFT_PORTS, MICROSHIFT_TRUSTED_SOURCES, TEMPLATE_DIR, check_version_pin
+from .blueprint import ALIAS_UNIT_PATH, MICROSHIFT_PORTS, MICROSHIFT_TRUSTED_SOURCES, TEMPLATE_DIR, check_version_pin
 from .options import RenderOptions, RenderResult
 from .output import _check_replaceable as check_replaceable_output
 from .output import _microshift_version, _swap_in, render_outputs
@@ -238,6 +238,9 @@ def render_bootc_outputs(plan: Plan, config: ImageSetConfig, options: RenderOpti
         result = render_outputs(plan, config, options, tree)
         for name in ("blueprint.toml", "blueprint-installer.toml"):
             (tree / name).unlink()
+        # The blueprint path's second-name unit reads osbuild's additional image store, which a bootc
+        # image does not have: here the boot-time copy gives every name (images.list).
+        (tree / "files" / ALIAS_UNIT_PATH.lstrip("/")).unlink(missing_ok=True)
         containerfile = render_containerfile(base, _pinned_version(options))
         (tree / CONTAINERFILE).write_text(containerfile, encoding="utf-8")
         for rel, text in render_boot_files().items():
