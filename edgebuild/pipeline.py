@@ -304,6 +304,13 @@ def preflight_plan(plan: Plan, args: argparse.Namespace, checked: set[str]) -> N
     check_registries(plan_targets(plan, _preflight_sides(args), checked), authfile=args.authfile)
 
 
+def _check_path_length(option: str, path: str) -> None:
+    """A usage error (exit 2) before any registry is asked: an output path Linux cannot create."""
+    from .fsutil import path_length_problem
+    if problem := path_length_problem(path):
+        raise UsageError(f"{option}: {problem}", "choose a shorter path")
+
+
 def run_mirror(args: argparse.Namespace) -> int:
     """mirror: registry to registry, to disk (file://), or from disk (--from file:// --to docker://)."""
     from .registry import mirror as engine
@@ -326,6 +333,8 @@ def run_mirror(args: argparse.Namespace) -> int:
                     "digests; references by the original digest (CSV relatedImages, ICSP/IDMS, a device) will "
                     "not find them. Leave --arch out to keep manifest lists whole.", args.arch, args.arch)
     to_disk = args.to.startswith("file://")
+    if to_disk:
+        _check_path_length(f"--to {args.to}", str(Path(args.to.removeprefix("file://")).absolute()))
     plan, options = prepare_plan(args, config, parse_mirror(args.to), args.release_info)
     options.keep_going = bool(args.continue_on_error or args.skip_missing)
     if args.dry_run:
@@ -456,6 +465,7 @@ def run_render(args: argparse.Namespace) -> int:
     config = load_config_reporting(args)
     mirror = parse_mirror(f"docker://{args.mirror.removeprefix('docker://')}")
     assert mirror is not None
+    _check_path_length(f"-o {args.output}", str(Path(args.output).absolute()))
     # Release images are embedded from the render options; the plan needs only what was mirrored.
     plan, options = prepare_plan(args, config, mirror, [])
     from . import partial
@@ -480,6 +490,7 @@ def run_build(args: argparse.Namespace) -> int:
     config = load_config_reporting(args)
     mirror = parse_mirror(args.to)
     assert mirror is not None
+    _check_path_length(f"-o {args.output}", str(Path(args.output).absolute()))
     plan, options = prepare_plan(args, config, mirror,
                                  args.release_info if args.release_source == "mirror" else [])
     # Manifest lists stay whole in the mirror: a filtered index gets a new digest, and the device asks

@@ -154,11 +154,15 @@ def test_deep_json_and_yaml_in_a_catalog_are_errors_with_the_file(tmp_path: Path
                                                  + "]" * 100_000 + "}\n")
     with pytest.raises(CatalogError, match=r"catalog.json:1: JSON nested deeper than"):
         load_catalog_dir(tmp_path / "a")
-    (tmp_path / "b").mkdir()  # YAML: composed with an explicit stack, so deep nesting is only data
+    (tmp_path / "b").mkdir()  # YAML: composed with an explicit stack, so deep nesting is only data...
     (tmp_path / "b" / "catalog.yaml").write_text("schema: olm.package\nname: p\nx: " + "[" * 100_000
                                                  + "]" * 100_000 + "\n")
-    catalog = load_catalog_dir(tmp_path / "b")
-    assert "p" in catalog.packages
+    try:
+        catalog = load_catalog_dir(tmp_path / "b")
+    except CatalogError as exc:  # ...unless PyYAML's scanner has a depth limit (6.0.4's libyaml does)
+        assert "catalog.yaml: invalid YAML" in str(exc) and "nesting depth" in str(exc) and "line 3" in str(exc)
+    else:
+        assert "p" in catalog.packages
 
 
 def test_sparse_member_in_a_real_registry_image(tmp_path: Path, registry) -> None:

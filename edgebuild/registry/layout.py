@@ -22,7 +22,7 @@ import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 from ..errors import RegistryError
 from ..fsutil import commit_file, pause_point, write_atomic
@@ -263,26 +263,33 @@ class LayoutEndpoint:
             fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name[:16]}.", suffix=".part")
         except OSError as exc:
             raise self._disk_error(exc) from None
+        out = os.fdopen(fd, "wb")
         try:
-            with os.fdopen(fd, "wb") as out:
-                with opener() as (chunks, _size):
-                    for chunk in verified_chunks(chunks, desc, origin, count):
-                        try:
-                            out.write(chunk)
-                        except OSError as exc:  # the disk, not the network: no retry will help
-                            raise self._disk_error(exc) from None
-                        pause_point("layout-blob-partly-written")
-                try:
-                    commit_file(out, tmp, path)
-                except OSError as exc:
-                    raise self._disk_error(exc) from None
+            with opener() as (chunks, _size):
+                for chunk in verified_chunks(chunks, desc, origin, count):
+                    try:
+                        out.write(chunk)
+                    except OSError as exc:  # the disk, not the network: no retry will help
+                        raise self._disk_error(exc) from None
+                    pause_point("layout-blob-partly-written")
+            try:
+                commit_file(out, tmp, path)
+            except OSError as exc:
+                raise self._disk_error(exc) from None
         except BaseException:
+            _close_quietly(out)  # a buffered close would flush again and hide the error raised above
             Path(tmp).unlink(missing_ok=True)
             raise
 
     def _disk_error(self, exc: OSError) -> Exception:
         """`writing DIR: No space left on device (...)`: one line, the layout the user named, final."""
         from ..errors import FileSystemError
-        error = FileSystemError.from_os_error(exc, self.root, "writing")
-        error.transient = False  # type: ignore[attr-defined]
-        return error
+        return FileSystemError.from_os_error(exc, self.root, "writing")  # not a TransientError: no retry
+
+
+def _close_quietly(fh: IO[bytes]) -> None:
+    """Close a temporary file that is being thrown away; its own flush error adds nothing."""
+    try:
+        fh.close()
+    except OSError:
+        pass

@@ -421,8 +421,9 @@ def mirror_to_disk(plan: Plan, directory: str | os.PathLike[str], options: Mirro
     try:
         root.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
-        raise RegistryError(f"cannot create the disk copy directory {root}: {exc.strerror}",
-                            hint="choose a writable --to file://DIR") from None
+        from ..errors import FileSystemError
+        raise FileSystemError.from_os_error(exc, root, "writing") from None
+
     def say(text: str) -> None:
         (options.progress_stream or sys.stderr).write(text + "\n")
 
