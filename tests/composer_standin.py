@@ -35,6 +35,7 @@ import json
 import os
 import re
 import signal
+import socket
 import socketserver
 import ssl
 import subprocess
@@ -81,6 +82,8 @@ DEFAULT_SCENARIO: dict[str, Any] = {
                        "reading manifest sha256:0f in mirror.example:5000/amq7/amq-broker-rhel8-operator: "
                        "manifest unknown\""),
     "echo_auth_in_error": False,   # fault injection: a broken server echoing the Authorization header
+    "status_faults": [],           # fault injection: the next status polls answer "503" / "429" or "drop"
+                                   # the connection unanswered (a composer restarting, a proxy in front)
 }
 
 
@@ -297,11 +300,34 @@ class Handler(BaseHTTPRequestHandler):
             if path.startswith("/_standin/"):
                 return self._control(path, body)
             self._record(body)
+            if self._status_fault(path):
+                return None
             if self.api == "weldr":
                 return self._weldr(path, body)
             return self._cloud(path, body)
 
     do_GET = do_POST = do_DELETE = _dispatch
+
+    STATUS_PATH = re.compile(r"^(/api/v1/compose/status/[^/]+|" + re.escape(CLOUD_PREFIX) + r"/composes/[^/]+)$")
+
+    def _status_fault(self, path: str) -> bool:
+        """Answer a status poll with the next injected fault, if any is left; True when one was used."""
+        faults = self.st.scenario["status_faults"]
+        if self.command != "GET" or not faults or not self.STATUS_PATH.match(path):
+            return False
+        fault = str(faults.pop(0))
+        if fault == "drop":
+            self.close_connection = True
+            self.connection.shutdown(socket.SHUT_RDWR)
+            return True
+        code = int(fault)
+        extra = {"Retry-After": "0"} if code == 429 else None
+        if self.api == "weldr":
+            self._send(code, json.dumps({"status": False, "errors": [
+                {"id": "Unavailable", "msg": "injected"}]}).encode(), "application/json", extra)
+        else:
+            self._send(code, b"<html>503 Service Unavailable</html>", "text/html", extra)
+        return True
 
     # ----- test control
     def _control(self, path: str, body: bytes) -> None:

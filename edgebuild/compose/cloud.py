@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Mapping, Sequence
+from functools import partial
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote, urlsplit
@@ -21,9 +22,10 @@ import httpx
 from ..errors import UsageError
 from ..fsutil import write_atomic
 from ..imagetypes import IMAGE_FILENAMES
+from ..retry import parse_retry_after
 from .blueprint_file import load_blueprint
 from .cloudapi import blueprint_to_cloud, compose_request
-from .errors import ApiErrorEntry, ComposeFailedError, ComposerAPIError, ComposerError, ComposeTimeoutError
+from .errors import ApiErrorEntry, ComposeFailedError, ComposerAPIError, ComposerError, ComposeTimeoutError, api_error
 from .osbuild_log import excerpt_from_cloud_logs
 from .transport import (
     CLOUD_SOCKET,
@@ -45,6 +47,7 @@ from .types import (
     check_image_type,
     check_ostree_options,
     composer_arch,
+    retry_notice,
 )
 
 log = logging.getLogger("edgebuild.compose")
@@ -108,7 +111,8 @@ class CloudClient:
         if response.status_code in (401, 403):
             hint = ("the token is missing, expired or not allowed to compose: refresh it and pass it with "
                     "--token-file (the local socket needs none)")
-        raise ComposerAPIError(API, label, response.status_code, cloud_errors(response, self.token), hint)
+        raise api_error(API, label, response.status_code, cloud_errors(response, self.token), hint,
+                        parse_retry_after(response.headers.get("retry-after")))
 
     def _send(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
         label = f"{method} {PREFIX}{path}"
@@ -211,7 +215,7 @@ def compose_cloud(blueprint_path: str | Path, image_type: str, *, endpoint: str 
             _raise_failure(client, compose_id, status, download_dir)
         result.ostree_commit = _ostree_commit(client, compose_id)
         if download_dir:
-            saved = client.download(compose_id, image_type, Path(download_dir))
+            saved = waiter.ask(lambda: client.download(compose_id, image_type, Path(download_dir)))
             result.artifact, result.artifact_size, result.artifact_sha256 = saved.path, saved.size, saved.sha256
             notify(ComposeProgress("cloud", compose_id, "downloaded", message=str(saved.path)))
         return result
@@ -235,7 +239,8 @@ def _wait(client: CloudClient, compose_id: str, waiter: Waiter, notify: Progress
     last: tuple[str, int | None, int | None] = ("pending", None, None)
     last_report = waiter.elapsed
     while True:
-        status = client.compose_status(compose_id)
+        status = waiter.ask(partial(client.compose_status, compose_id),
+                            on_retry=retry_notice(notify, "cloud", compose_id, last[0]))
         seen = _image_progress(status)
         if seen != last or waiter.elapsed - last_report >= heartbeat:
             notify(ComposeProgress("cloud", compose_id, seen[0], seen[1], seen[2], f"{waiter.elapsed:.0f}s"))

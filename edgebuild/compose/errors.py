@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from ..errors import EdgebuildError
+from ..retry import Transient
 
 
 @dataclass(frozen=True)
@@ -31,6 +32,11 @@ class ComposerUnavailableError(ComposerError):
     """The composer socket or URL cannot be reached at all."""
 
 
+class ComposerDroppedError(ComposerUnavailableError, Transient):
+    """A request got no answer (connection refused or reset, timeout): a composer restarting or a
+    network blip looks like this, so a status poll or a download asks again."""
+
+
 class ComposerAPIError(ComposerError):
     """The composer answered a request with an error response."""
 
@@ -46,6 +52,27 @@ class ComposerAPIError(ComposerError):
     @property
     def error_ids(self) -> list[str]:
         return [e.id for e in self.errors]
+
+
+class ComposerBusyError(ComposerAPIError, Transient):
+    """An answer worth asking again for (408, 429, 5xx): composer or the proxy in front of it is
+    overloaded or restarting."""
+
+    def __init__(self, api: str, request: str, status_code: int, errors: list[ApiErrorEntry],
+                 hint: str | None = None, retry_after: float | None = None) -> None:
+        super().__init__(api, request, status_code, errors, hint)
+        self.retry_after = retry_after
+
+
+BUSY_STATUS = frozenset({408, 429, 500, 502, 503, 504})
+
+
+def api_error(api: str, request: str, status_code: int, errors: list[ApiErrorEntry], hint: str | None = None,
+              retry_after: float | None = None) -> ComposerAPIError:
+    """The error for an error answer: `ComposerBusyError` when asking again may help."""
+    if status_code in BUSY_STATUS:
+        return ComposerBusyError(api, request, status_code, errors, hint, retry_after)
+    return ComposerAPIError(api, request, status_code, errors, hint)
 
 
 class ComposeFailedError(ComposerError):

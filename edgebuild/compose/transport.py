@@ -8,6 +8,7 @@ and keeps the token out of every message and log line.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import ipaddress
 import logging
@@ -20,12 +21,14 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeVar
 from urllib.parse import urlsplit
 
 import httpx
 
 from ..errors import UsageError
-from .errors import ComposerError, ComposerUnavailableError
+from ..retry import RetryPolicy
+from .errors import ComposerDroppedError, ComposerError, ComposerUnavailableError
 
 log = logging.getLogger("edgebuild.compose")
 
@@ -176,11 +179,11 @@ def transport_error(exc: httpx.TransportError, endpoint: Endpoint, api: str, req
     """Explain a connection-level failure; for a socket, that means the service behind it is down."""
     detail = redact(str(exc) or type(exc).__name__, token)
     if endpoint.socket:
-        return ComposerUnavailableError(
+        return ComposerDroppedError(
             f"osbuild-composer {api} at {endpoint.where} did not answer {request}: {detail}",
             hint=f"check the service: sudo systemctl status {SOCKET_UNIT} osbuild-composer.service")
-    return ComposerUnavailableError(f"osbuild-composer {api} at {endpoint.where} did not answer {request}: {detail}",
-                                    hint="check the address, the network and the server's TLS certificate "
+    return ComposerDroppedError(f"osbuild-composer {api} at {endpoint.where} did not answer {request}: {detail}",
+                                hint="check the address, the network and the server's TLS certificate "
                                          "(a private CA needs the CA file)")
 
 
@@ -232,17 +235,31 @@ def save_stream(response: httpx.Response, dest_dir: Path, name: str,
     return Download(path=final, size=size, sha256=digest.hexdigest())
 
 
+# A compose runs for tens of minutes; a status poll that gets no answer, or a 5xx from a proxy in front
+# of composer, is asked again for about two minutes (1 + 2 + 4 + … capped at 30 s, jittered) before the
+# wait gives up. The compose keeps running in composer either way.
+POLL_RETRY = RetryPolicy(attempts=8, base_delay=1.0, max_delay=30.0)
+
+T = TypeVar("T")
+
+
 class Waiter:
-    """Paces status polls and enforces the caller's timeout; clock and sleep are injectable for tests."""
+    """Paces status polls, retries a poll that failed transiently, and enforces the caller's timeout.
+
+    Clock and sleep are injectable for tests; the retry policy sleeps through the same `sleep`.
+    """
 
     def __init__(self, interval: float, timeout: float | None,
-                 clock: Callable[[], float] = time.monotonic, sleep: Callable[[float], None] = time.sleep) -> None:
+                 clock: Callable[[], float] = time.monotonic, sleep: Callable[[float], None] = time.sleep,
+                 retry: RetryPolicy = POLL_RETRY) -> None:
         self.interval = interval
         self.timeout = timeout
         self._clock = clock
         self._sleep = sleep
+        self.retry = dataclasses.replace(retry, sleep_fn=sleep)
         self.started = clock()
         self.polls = 0
+        self.retries = 0
 
     @property
     def elapsed(self) -> float:
@@ -254,3 +271,12 @@ class Waiter:
     def pause(self) -> None:
         self.polls += 1
         self._sleep(self.interval)
+
+    def ask(self, call: Callable[[], T], on_retry: Callable[[BaseException], None] | None = None) -> T:
+        """`call()` (a GET: safe to repeat) under the retry policy; `on_retry` hears each failure retried."""
+        def before_retry(exc: BaseException) -> None:
+            self.retries += 1
+            log.warning("%s; asking again", str(exc).splitlines()[0])
+            if on_retry:
+                on_retry(exc)
+        return self.retry.run(lambda _attempt: call(), before_retry)

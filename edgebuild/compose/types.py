@@ -66,6 +66,13 @@ class ComposeProgress:
 ProgressCallback = Callable[[ComposeProgress], None]
 
 
+def retry_notice(notify: ProgressCallback, api: str, compose_id: str, state: str) -> Callable[[BaseException], None]:
+    """A callback that tells the user a status poll failed and is asked again (the wait goes on)."""
+    def tell(exc: BaseException) -> None:
+        notify(ComposeProgress(api, compose_id, state, message=f"no answer, asking again: {str(exc).splitlines()[0]}"))
+    return tell
+
+
 @dataclass
 class ComposeResult:
     """What a compose produced; `artifact` is set only when the image was downloaded."""

@@ -9,6 +9,7 @@ poll `compose/status` until FINISHED or FAILED, then download `compose/image` or
 from __future__ import annotations
 
 import logging
+from functools import partial
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -17,8 +18,9 @@ import httpx
 
 from ..fsutil import write_atomic
 from ..imagetypes import IMAGE_FILENAMES
+from ..retry import parse_retry_after
 from .blueprint_file import BlueprintFile, load_blueprint
-from .errors import ApiErrorEntry, ComposeFailedError, ComposerAPIError, ComposeTimeoutError
+from .errors import ApiErrorEntry, ComposeFailedError, ComposerAPIError, ComposeTimeoutError, api_error
 from .osbuild_log import excerpt_from_weldr_log, osbuild_log_from_tar
 from .transport import (
     WELDR_SOCKET,
@@ -36,6 +38,7 @@ from .types import (
     ProgressCallback,
     check_image_type,
     check_ostree_options,
+    retry_notice,
 )
 
 log = logging.getLogger("edgebuild.compose")
@@ -81,7 +84,8 @@ class WeldrClient:
             raise transport_error(exc, self.endpoint, API, label, None) from None
         log.debug("%s -> HTTP %s", label, response.status_code)
         if response.status_code >= 400:
-            raise ComposerAPIError(API, label, response.status_code, weldr_errors(response))
+            raise api_error(API, label, response.status_code, weldr_errors(response),
+                            retry_after=parse_retry_after(response.headers.get("retry-after")))
         if expect_json and "json" not in response.headers.get("content-type", "json"):
             raise ComposerAPIError(API, label, response.status_code,
                                    [ApiErrorEntry("", "expected a JSON answer, got "
@@ -138,7 +142,7 @@ class WeldrClient:
             with self._http.stream("GET", path) as response:
                 if response.status_code >= 400:
                     response.read()
-                    raise ComposerAPIError(API, f"GET {path}", response.status_code, weldr_errors(response))
+                    raise api_error(API, f"GET {path}", response.status_code, weldr_errors(response))
                 name = attachment_name(response, compose_id, IMAGE_FILENAMES[image_type])
                 return save_stream(response, dest_dir, name)
         except httpx.TransportError as exc:
@@ -178,7 +182,7 @@ def compose_weldr(blueprint_path: str | Path, image_type: str, *, socket: str = 
         if result.state == "FAILED":
             _raise_failure(client, compose_id, download_dir)
         if download_dir:
-            saved = client.download_image(compose_id, image_type, Path(download_dir))
+            saved = waiter.ask(lambda: client.download_image(compose_id, image_type, Path(download_dir)))
             result.artifact, result.artifact_size, result.artifact_sha256 = saved.path, saved.size, saved.sha256
             notify(ComposeProgress("weldr", compose_id, "DOWNLOADED", message=str(saved.path)))
         return result
@@ -187,7 +191,9 @@ def compose_weldr(blueprint_path: str | Path, image_type: str, *, socket: str = 
 def _wait(client: WeldrClient, compose_id: str, waiter: Waiter, notify: ProgressCallback, heartbeat: float) -> str:
     last_state, last_report = "WAITING", waiter.elapsed
     while True:
-        state = str(client.compose_status(compose_id).get("queue_status", ""))
+        status = waiter.ask(partial(client.compose_status, compose_id),
+                            on_retry=retry_notice(notify, "weldr", compose_id, last_state))
+        state = str(status.get("queue_status", ""))
         if state != last_state or waiter.elapsed - last_report >= heartbeat:
             notify(ComposeProgress("weldr", compose_id, state, message=f"{waiter.elapsed:.0f}s"))
             last_state, last_report = state, waiter.elapsed
