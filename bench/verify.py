@@ -8,7 +8,9 @@ v1) from ../shared/catalogs/community-operators-v4.17, every image reference rew
 `synthesize_upstream`). `edgebuild build --skip-verify` mirrors and renders it once per --embed mode;
 then `edgebuild verify OUT` runs as its own process, timed from outside. Peak extra disk is the
 largest size of verify's scratch directory (TMPDIR pointed at a fresh folder, sampled every 50 ms)
-plus any growth of OUT (there must be none).
+plus any growth of OUT (there must be none). Each mode runs twice: with the scratch store where verify puts
+it by default (memory, /dev/shm, when it fits) and on disk (EDGEBUILD_VERIFY_SCRATCH=the scratch folder);
+the peak in memory is sampled the same way.
 
     python3 bench/verify.py [--workdir /var/tmp/edgebuild-bench-verify] [--payload 2900000] [--repeat 3]
 """
@@ -30,6 +32,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from edgebuild.device_store import RAM_DIR, SCRATCH_ENV  # noqa: E402
 from tests.registry_fixtures import RegistryServer  # noqa: E402
 from tests.test_real_catalog_e2e import THREE_OPERATORS, synthesize_upstream  # noqa: E402
 
@@ -45,21 +48,33 @@ def tree_bytes(path: Path) -> int:
     return total
 
 
-def timed_verify(out: Path, scratch: Path) -> tuple[float, int, int, str]:
-    """(seconds, peak scratch bytes, OUT growth bytes, last lines) of one `edgebuild verify OUT` process."""
+def ram_stores() -> set[Path]:
+    """verify's scratch stores in memory (edgebuild.device_store.RAM_DIR) that exist now."""
+    return set(RAM_DIR.glob("edgebuild-verify-*")) if RAM_DIR.is_dir() else set()
+
+
+def timed_verify(out: Path, scratch: Path, on_disk: bool) -> tuple[float, int, int, int, str]:
+    """(seconds, peak scratch bytes on disk, peak bytes in memory, OUT growth bytes, last line) of one
+    `edgebuild verify OUT` process. `on_disk` puts the store on disk (EDGEBUILD_VERIFY_SCRATCH) instead of
+    letting verify choose memory."""
     shutil.rmtree(scratch, ignore_errors=True)
     scratch.mkdir(parents=True)
     before = tree_bytes(out)
-    peak = [0]
+    old_ram = ram_stores()
+    peak = [0, 0]
     done = threading.Event()
 
     def sample() -> None:
         while not done.is_set():
             peak[0] = max(peak[0], tree_bytes(scratch))
+            peak[1] = max(peak[1], sum(tree_bytes(p) for p in ram_stores() - old_ram))
             time.sleep(0.05)
     sampler = threading.Thread(target=sample)
     sampler.start()
     env = {**os.environ, "TMPDIR": str(scratch)}
+    env.pop(SCRATCH_ENV, None)
+    if on_disk:
+        env[SCRATCH_ENV] = str(scratch)
     start = time.monotonic()
     result = subprocess.run([sys.executable, "-m", "edgebuild", "verify", str(out)], check=False, cwd=REPO, env=env,
                             capture_output=True, text=True)
@@ -68,7 +83,7 @@ def timed_verify(out: Path, scratch: Path) -> tuple[float, int, int, str]:
     sampler.join()
     if result.returncode != 0:
         raise SystemExit(f"verify failed:\n{result.stdout}\n{result.stderr}")
-    return elapsed, peak[0], tree_bytes(out) - before, result.stdout.strip().splitlines()[-1]
+    return elapsed, peak[0], peak[1], tree_bytes(out) - before, result.stdout.strip().splitlines()[-1]
 
 
 def main() -> int:
@@ -98,20 +113,19 @@ def main() -> int:
             images = json.loads((out / "images.json").read_text())
             embedded_bytes = sum(i["bytes"] or 0 for i in images if i["embedded"])
             embedded = sum(1 for i in images if i["embedded"])
-            runs = [timed_verify(out, args.workdir / "scratch") for _ in range(args.repeat)]
-            seconds = [r[0] for r in runs]
-            peak = max(r[1] for r in runs)
-            rows.append((mode, embedded, len(images), embedded_bytes, seconds, peak, max(r[2] for r in runs),
-                         runs[-1][3]))
+            for where in ("memory", "disk"):
+                runs = [timed_verify(out, args.workdir / "scratch", where == "disk") for _ in range(args.repeat)]
+                rows.append((mode, where, embedded, len(images), embedded_bytes, [r[0] for r in runs],
+                             max(r[1] for r in runs), max(r[2] for r in runs), max(r[3] for r in runs)))
         print(f"machine: {platform.node()} {platform.machine()}, {os.cpu_count()} cores; "
               f"python {platform.python_version()}")
-        print("| --embed | embedded / selected | embedded bytes | verify s (runs) | median s | peak extra disk | "
-              "peak / embedded | OUT growth |")
-        print("|---|---|---|---|---|---|---|---|")
-        for mode, n, total, nbytes, seconds, peak, growth, _last in rows:
-            print(f"| {mode} | {n} / {total} | {nbytes / 1e6:.1f} MB | {' / '.join(f'{s:.2f}' for s in seconds)} | "
-                  f"{statistics.median(seconds):.2f} | {peak / 1e6:.1f} MB | {peak / max(nbytes, 1):.2f}x | "
-                  f"{growth} B |")
+        print("| --embed | scratch store | embedded / selected | embedded bytes | verify s (runs) | median s | "
+              "peak extra disk | peak in memory | peak / embedded | OUT growth |")
+        print("|---|---|---|---|---|---|---|---|---|---|")
+        for mode, where, n, total, nbytes, seconds, disk, ram, growth in rows:
+            print(f"| {mode} | {where} | {n} / {total} | {nbytes / 1e6:.1f} MB | "
+                  f"{' / '.join(f'{s:.2f}' for s in seconds)} | {statistics.median(seconds):.2f} | "
+                  f"{disk / 1e6:.1f} MB | {ram / 1e6:.1f} MB | {max(disk, ram) / max(nbytes, 1):.2f}x | {growth} B |")
     finally:
         mirror.stop()
         upstream.stop()

@@ -49,6 +49,7 @@ class DeviceStore:
     runroot: Path
     driver: Driver = "overlay"
     additional: tuple[Path, ...] = ()
+    tmpdir: Path | None = None  # where skopeo keeps a blob while it stores it (its TMPDIR); None: inherited
 
     def spec(self) -> str:
         """The `[DRIVER@ROOT+RUNROOT:OPTIONS]` part of a containers-storage: reference."""
@@ -98,8 +99,60 @@ def _private_mounts() -> list[str]:
     return [unshare, "-m", "--propagation", "private"] if unshare and os.geteuid() == 0 else []
 
 
-def _run(cmd: list[str]) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(_private_mounts() + cmd, capture_output=True, text=True, check=False)
+# skopeo runs a few hundred milliseconds per image, and Go's garbage collector spends a sixth of that
+# collecting a heap that dies with the process: off, with a memory limit that turns it back on long before
+# a large layer could matter (skopeo streams layers; its peak RSS is ~25 MB either way). Measured in
+# bench/RESULTS.md (verify). A GOGC or GOMEMLIMIT the user set wins.
+_GO_ENV = {"GOGC": "off", "GOMEMLIMIT": "512MiB"}
+
+
+def _run(cmd: list[str], tmpdir: Path | None = None) -> subprocess.CompletedProcess[str]:
+    env = {**_GO_ENV, **os.environ}
+    if tmpdir:
+        env["TMPDIR"] = str(tmpdir)
+    return subprocess.run(_private_mounts() + cmd, capture_output=True, text=True, check=False, env=env)
+
+
+RAM_DIR = Path("/dev/shm")
+SCRATCH_ENV = "EDGEBUILD_VERIFY_SCRATCH"
+
+
+def scratch_parent(expected_bytes: int | None, ram: Path = RAM_DIR) -> Path | None:
+    """The directory a throw-away store of about `expected_bytes` is made in.
+
+    `$EDGEBUILD_VERIFY_SCRATCH` when set. Otherwise memory (the tmpfs at /dev/shm) when the store fits
+    there three times over and in a quarter of the memory available: a store is thousands of small
+    files and dozens of fsyncs per image, which cost a disk far more than they cost RAM (measured in
+    bench/RESULTS.md). Else None: the temporary directory (TMPDIR, else /tmp).
+    """
+    chosen = os.environ.get(SCRATCH_ENV)
+    if chosen:
+        return Path(chosen)
+    if not expected_bytes or not _is_tmpfs(ram) or not os.access(ram, os.W_OK | os.X_OK):
+        return None
+    stat = os.statvfs(ram)
+    if stat.f_bavail * stat.f_frsize < 3 * expected_bytes or _available_memory() < 4 * expected_bytes:
+        return None
+    return ram
+
+
+def _is_tmpfs(path: Path) -> bool:
+    try:
+        mounts = Path("/proc/self/mounts").read_text(encoding="utf-8").splitlines()
+    except OSError:
+        return False
+    return any(len(f) > 2 and f[1] == str(path) and f[2] == "tmpfs" for f in (line.split() for line in mounts))
+
+
+def _available_memory() -> int:
+    """MemAvailable from /proc/meminfo in bytes (0 when it cannot be read: then memory is not used)."""
+    try:
+        for line in Path("/proc/meminfo").read_text(encoding="utf-8").splitlines():
+            if line.startswith("MemAvailable:"):
+                return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    return 0
 
 
 def usable_driver(scratch: Path) -> Driver:
@@ -170,7 +223,7 @@ def store_images(store: DeviceStore, images: Iterable[tuple[str, str]], *, src_t
             cmd += ["--src-authfile", authfile]
         if arch:
             cmd += ["--override-arch", arch]
-        result = _run(cmd + [source, store.ref(name)])
+        result = _run(cmd + [source, store.ref(name)], store.tmpdir)
         if result.returncode != 0:
             raise EdgebuildError(f"cannot store {source} as {name}: {result.stderr.strip()}",
                                  hint="is the mirror running and does it hold the image?")

@@ -39,11 +39,13 @@ from typing import Any, Literal, TextIO
 import yaml
 
 from .device_store import (
+    SCRATCH_ENV,
     DeviceStore,
     Resolution,
     add_names,
     read_store,
     resolve_all,
+    scratch_parent,
     store_images,
     usable_driver,
 )
@@ -222,6 +224,18 @@ def needed_images(outdir: Path, manifests_output: list[dict[str, Any]],
     return needed
 
 
+def embedded_bytes(outdir: Path) -> int | None:
+    """The bytes images.json says are embedded (None when it does not say: an older render, or none)."""
+    try:
+        images = json.loads((outdir / "images.json").read_text(encoding="utf-8"))
+        sizes = [image.get("bytes") for image in images if image.get("embedded", True)]
+    except (OSError, ValueError, AttributeError, TypeError):
+        return None
+    if not sizes or any(not isinstance(size, int) for size in sizes):
+        return None
+    return sum(sizes)
+
+
 def not_embedded(outdir: Path) -> set[str]:
     """Device references render left out of the blueprint on purpose (images.json `embedded: false`)."""
     path = outdir / "images.json"
@@ -310,18 +324,32 @@ class _Progress:
 def _prepare_root(outdir: Path, root: Path | None) -> tuple[Path, Path, bool]:
     """(device root, host-side scratch, remove after?). The scratch never lies inside OUTDIR."""
     if root is None:
-        scratch = Path(tempfile.mkdtemp(prefix="edgebuild-verify-"))
+        parent = scratch_parent(embedded_bytes(outdir))
+        if parent is not None and _inside(parent, outdir):
+            raise EdgebuildError(f"{SCRATCH_ENV}={parent} lies inside OUTDIR {outdir}; the device store stays out "
+                                 "of the output", hint=f"point {SCRATCH_ENV} at a directory outside OUTDIR")
+        try:
+            scratch = Path(tempfile.mkdtemp(prefix="edgebuild-verify-", dir=parent))
+        except OSError as exc:
+            raise EdgebuildError(f"cannot make verify's scratch directory in {parent or tempfile.gettempdir()}: "
+                                 f"{exc.strerror}", hint=f"set {SCRATCH_ENV} (or TMPDIR) to a writable directory "
+                                                         "with room for the embedded images") from None
         device_root = scratch / "root"
         device_root.mkdir()
         return device_root.resolve(), (scratch / "host").resolve(), True
     root = Path(root).resolve()
-    if root == outdir.resolve() or outdir.resolve() in root.parents:
+    if _inside(root, outdir):
         raise EdgebuildError(f"--root {root} lies inside OUTDIR {outdir}; the device store stays out of the output",
                              hint="give a directory outside OUTDIR, or leave --root out (a temporary directory)")
     _fresh_root(root)
     root.mkdir(parents=True, exist_ok=True)
     (root / ROOT_MARKER).write_text("a device root laid out by edgebuild verify; replaced on every run\n")
     return root, root / HOST_DIR, False
+
+
+def _inside(path: Path, outdir: Path) -> bool:
+    path, outdir = Path(path).resolve(), outdir.resolve()
+    return path == outdir or outdir in path.parents
 
 
 def _stored_elsewhere(reference: str, stores: list[tuple[Path, str]]) -> list[str]:
@@ -380,7 +408,9 @@ def _verify_in(outdir: Path, blueprint: dict[str, Any], root: Path, host: Path, 
     lay_files(blueprint, root)
     write_device_storage_conf(root)
     driver = usable_driver(host)
-    image_store = DeviceStore(root / DEVICE_STORE.lstrip("/"), host / "build-run", driver)
+    blobs_tmp = host / "tmp"
+    blobs_tmp.mkdir(exist_ok=True)
+    image_store = DeviceStore(root / DEVICE_STORE.lstrip("/"), host / "build-run", driver, tmpdir=blobs_tmp)
     runtime = DeviceStore(host / "var-lib-containers-storage", host / "run-containers-storage", driver,
                           additional=(image_store.root,))
     (host / "storage.conf").write_text(runtime.storage_conf(), encoding="utf-8")
@@ -388,7 +418,8 @@ def _verify_in(outdir: Path, blueprint: dict[str, Any], root: Path, host: Path, 
 
     entries = builder_entries(blueprint)
     to_store = {e.image: e for e in entries if not e.collapsed}
-    say(f"storing {len(to_store)} image(s) of {len(entries)} [[containers]] entries ({driver} driver)")
+    say(f"storing {len(to_store)} image(s) of {len(entries)} [[containers]] entries ({driver} driver, "
+        f"scratch store in {host.parent})")
     done = [0]
 
     def stored(_source: str, name: str) -> None:

@@ -78,3 +78,46 @@ def test_root_inside_outdir_is_refused(pushed, tmp_path, capsys):
     out = _outdir(tmp_path, [{"source": pushed["source"], "name": "quay.io/team/hello:v1"}])
     assert main(["verify", str(out), "--root", str(out / "root")]) == 1
     assert "lies inside OUTDIR" in capsys.readouterr().err
+
+
+def _with_images_json(out: Path, source: str, nbytes: int) -> None:
+    (out / "images.json").write_text(json.dumps([{"deviceReference": source, "embedded": True, "bytes": nbytes}]))
+
+
+def test_the_scratch_store_lives_in_memory_when_it_fits_and_is_gone_after(pushed, tmp_path, capsys):
+    from edgebuild.device_store import RAM_DIR, scratch_parent
+    if scratch_parent(1) != RAM_DIR:
+        pytest.skip(f"{RAM_DIR} is not a writable tmpfs with room on this machine")
+    out = _outdir(tmp_path, [{"source": pushed["source"], "name": "quay.io/team/hello:v1"}])
+    _with_images_json(out, "quay.io/team/hello:v1", 1024)
+    before = set(RAM_DIR.iterdir())
+    assert main(["verify", str(out)]) == 0
+    err = capsys.readouterr().err
+    assert f"scratch store in {RAM_DIR}/edgebuild-verify-" in err
+    assert set(RAM_DIR.iterdir()) == before, "the store in memory is removed after"
+
+
+def test_edgebuild_verify_scratch_picks_the_place_but_never_inside_outdir(pushed, tmp_path, capsys, monkeypatch):
+    out = _outdir(tmp_path, [{"source": pushed["source"], "name": "quay.io/team/hello:v1"}])
+    _with_images_json(out, "quay.io/team/hello:v1", 1024)
+    chosen = tmp_path / "scratch-disk"
+    chosen.mkdir()
+    monkeypatch.setenv("EDGEBUILD_VERIFY_SCRATCH", str(chosen))
+    assert main(["verify", str(out)]) == 0
+    assert f"scratch store in {chosen}/edgebuild-verify-" in capsys.readouterr().err
+    assert not list(chosen.iterdir()), "removed after"
+
+    monkeypatch.setenv("EDGEBUILD_VERIFY_SCRATCH", str(out / "scratch"))
+    assert main(["verify", str(out)]) == 1
+    err = capsys.readouterr().err
+    assert "EDGEBUILD_VERIFY_SCRATCH" in err and "lies inside OUTDIR" in err
+    assert sorted(p.name for p in out.iterdir()) == ["blueprint.toml", "images.json", "plan.json"]
+
+
+def test_a_store_that_does_not_fit_in_memory_goes_to_the_temporary_directory(tmp_path, monkeypatch):
+    from edgebuild.device_store import RAM_DIR, scratch_parent
+    monkeypatch.delenv("EDGEBUILD_VERIFY_SCRATCH", raising=False)
+    assert scratch_parent(None) is None, "unknown size: no memory"
+    assert scratch_parent(10**15) is None, "a petabyte does not fit"
+    assert scratch_parent(1, ram=tmp_path) is None, "not a tmpfs"
+    assert scratch_parent(1, ram=RAM_DIR / "no-such-dir") is None
