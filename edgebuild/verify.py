@@ -25,6 +25,7 @@ the mirror (`embedded: false` in images.json) passes when the rendered drop-in s
 from __future__ import annotations
 
 import json
+import os
 import re
 import shutil
 import subprocess
@@ -58,6 +59,8 @@ DEVICE_STORE = "/usr/share/containers/storage"
 HOST_DIR = ".edgebuild-host"  # inside --root: the scratch /var/lib/containers/storage and its storage.conf
 MANIFESTS_DIR = "etc/microshift/manifests.d"
 ROOT_MARKER = ".edgebuild-verify-root"
+SCRATCH_PREFIX = "edgebuild-verify-"
+OWNER_FILE = ".owner-pid"  # in a scratch directory: the verify process that made it
 Status = Literal["embedded", "mirror", "missing"]
 
 
@@ -328,8 +331,10 @@ def _prepare_root(outdir: Path, root: Path | None) -> tuple[Path, Path, bool]:
         if parent is not None and _inside(parent, outdir):
             raise EdgebuildError(f"{SCRATCH_ENV}={parent} lies inside OUTDIR {outdir}; the device store stays out "
                                  "of the output", hint=f"point {SCRATCH_ENV} at a directory outside OUTDIR")
+        _remove_orphans(Path(parent or tempfile.gettempdir()))
         try:
-            scratch = Path(tempfile.mkdtemp(prefix="edgebuild-verify-", dir=parent))
+            scratch = Path(tempfile.mkdtemp(prefix=SCRATCH_PREFIX, dir=parent))
+            (scratch / OWNER_FILE).write_text(f"{os.getpid()}\n", encoding="utf-8")
         except OSError as exc:
             raise EdgebuildError(f"cannot make verify's scratch directory in {parent or tempfile.gettempdir()}: "
                                  f"{exc.strerror}", hint=f"set {SCRATCH_ENV} (or TMPDIR) to a writable directory "
@@ -345,6 +350,29 @@ def _prepare_root(outdir: Path, root: Path | None) -> tuple[Path, Path, bool]:
     root.mkdir(parents=True, exist_ok=True)
     (root / ROOT_MARKER).write_text("a device root laid out by edgebuild verify; replaced on every run\n")
     return root, root / HOST_DIR, False
+
+
+def _remove_orphans(parent: Path) -> None:
+    """Remove the scratch stores of verify runs that were killed (their owner process is gone): in
+    memory, a store left behind would hold RAM until the next reboot."""
+    for scratch in parent.glob(SCRATCH_PREFIX + "*"):
+        try:
+            owner = int((scratch / OWNER_FILE).read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            continue  # not one of ours, or still being made: leave it
+        if owner == os.getpid() or _alive(owner):
+            continue
+        shutil.rmtree(scratch, ignore_errors=True)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # another user's live process
+    return True
 
 
 def _inside(path: Path, outdir: Path) -> bool:

@@ -121,3 +121,33 @@ def test_a_store_that_does_not_fit_in_memory_goes_to_the_temporary_directory(tmp
     assert scratch_parent(10**15) is None, "a petabyte does not fit"
     assert scratch_parent(1, ram=tmp_path) is None, "not a tmpfs"
     assert scratch_parent(1, ram=RAM_DIR / "no-such-dir") is None
+
+
+def test_a_killed_verify_leaves_a_store_the_next_run_removes(pushed, tmp_path, capsys, monkeypatch):
+    """SIGKILL mid-store leaves the scratch store behind (in memory it would hold RAM until reboot);
+    the next verify removes stores whose owner process is gone, and nothing else."""
+    import signal
+    import sys
+    import time
+    out = _outdir(tmp_path, [{"source": pushed["source"], "name": "quay.io/team/hello:v1"}])
+    chosen = tmp_path / "scratch"
+    chosen.mkdir()
+    env = {**os.environ, "EDGEBUILD_VERIFY_SCRATCH": str(chosen)}
+    proc = subprocess.Popen([sys.executable, "-m", "edgebuild", "verify", str(out)], env=env, start_new_session=True,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 30
+    while not list(chosen.glob("edgebuild-verify-*/.owner-pid")) and time.monotonic() < deadline:
+        time.sleep(0.01)
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    left = list(chosen.glob("edgebuild-verify-*"))
+    assert left, "the killed run left its store"
+    foreign = chosen / "edgebuild-verify-someone-elses"  # no owner file: not ours to judge
+    foreign.mkdir()
+    alive = chosen / "edgebuild-verify-running"
+    alive.mkdir()
+    (alive / ".owner-pid").write_text(f"{os.getpid()}\n")  # a live owner: in use
+
+    monkeypatch.setenv("EDGEBUILD_VERIFY_SCRATCH", str(chosen))
+    assert main(["verify", str(out)]) == 0
+    assert sorted(p.name for p in chosen.iterdir()) == sorted([foreign.name, alive.name])
