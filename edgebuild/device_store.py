@@ -27,7 +27,7 @@ import shutil
 import subprocess
 import tempfile
 from collections.abc import Callable, Iterable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -230,9 +230,16 @@ def store_images(store: DeviceStore, images: Iterable[tuple[str, str]], *, src_t
         return source, name
 
     with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
-        for source, name in pool.map(copy, list(images)):
-            if on_done:
-                on_done(source, name)
+        futures = [pool.submit(copy, item) for item in images]
+        try:
+            for future in as_completed(futures):
+                source, name = future.result()
+                if on_done:
+                    on_done(source, name)
+        except BaseException:
+            for future in futures:
+                future.cancel()
+            raise
 
 
 def add_names(store: DeviceStore, names: Iterable[tuple[str, str]]) -> None:
