@@ -99,10 +99,11 @@ def _private_mounts() -> list[str]:
     return [unshare, "-m", "--propagation", "private"] if unshare and os.geteuid() == 0 else []
 
 
-# skopeo runs a few hundred milliseconds per image, and Go's garbage collector spends a sixth of that
-# collecting a heap that dies with the process: off, with a memory limit that turns it back on long before
-# a large layer could matter (skopeo streams layers; its peak RSS is ~25 MB either way). Measured in
-# bench/RESULTS.md (verify). A GOGC or GOMEMLIMIT the user set wins.
+# skopeo runs about a tenth of a second per image, and Go's garbage collector spent a sixth of that (more
+# with four copies at once) collecting a heap that dies with the process: off, with a memory limit that
+# turns it back on long before a large layer could matter (skopeo streams layers; its peak RSS stayed
+# ~23 MB storing a 300 MB layer). Measured in bench/RESULTS.md (verify). A GOGC or GOMEMLIMIT the user
+# set wins.
 _GO_ENV = {"GOGC": "off", "GOMEMLIMIT": "512MiB"}
 
 

@@ -184,7 +184,7 @@ def transport_error(exc: httpx.TransportError, endpoint: Endpoint, api: str, req
             hint=f"check the service: sudo systemctl status {SOCKET_UNIT} osbuild-composer.service")
     return ComposerDroppedError(f"osbuild-composer {api} at {endpoint.where} did not answer {request}: {detail}",
                                 hint="check the address, the network and the server's TLS certificate "
-                                         "(a private CA needs the CA file)")
+                                     "(a private CA needs the CA file)")
 
 
 _SAFE_NAME = re.compile(r"[^A-Za-z0-9._+-]")
