@@ -112,8 +112,8 @@ def _apply_registry_options(args: argparse.Namespace) -> Callable[[], None]:
     """Make the options the defaults of the run's registry clients; returns what puts the old ones back."""
     if not hasattr(args, "retry_times"):
         return lambda: None
-    from .registry.client import configure
     from .registry.retry import RetryPolicy
+    from .registry.settings import configure
     previous = configure(retry=RetryPolicy.from_options(args.retry_times, args.retry_delay),
                          max_per_registry=args.max_per_registry or None, fast_http=not args.no_fast_http)
 

@@ -209,7 +209,7 @@ def mirror_options(args: argparse.Namespace, config: ImageSetConfig | None = Non
 
 def _retry_policy() -> Any:
     """The run's retry policy (--retry-times / --retry-delay, set on the registry client settings)."""
-    from .registry.client import settings
+    from .registry.settings import settings
     return settings().retry
 
 

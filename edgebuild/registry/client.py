@@ -21,7 +21,6 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import AbstractContextManager, contextmanager, nullcontext
-from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote, urljoin, urlsplit
@@ -32,6 +31,7 @@ from ..errors import RegistryError
 from .auth import Challenge, Credentials, auth_file_candidates, find_credentials, parse_challenge
 from .manifest import MANIFEST_ACCEPT, MAX_MANIFEST_BYTES, Manifest, parse_manifest, sha256_digest
 from .retry import RETRYABLE_STATUS, RetryPolicy, StatusError, TransientError, TransientStatusError, parse_retry_after
+from .settings import settings
 from .transport import AnswerTooLarge, Response, TransportFailure, Transports, failure_kind
 
 log = logging.getLogger(__name__)
@@ -41,29 +41,6 @@ _MANIFEST_CAP_TEXT = f"over the {MAX_MANIFEST_BYTES // (1024 * 1024)} MiB limit 
 _MANIFEST_CAP_HINT = "such a manifest cannot be pushed to a distribution registry; exclude the image"
 _STATUS_HINTS = {403: "the account lacks permission for this repository; ask the registry admin for push/pull rights",
                  404: "check the repository and reference exist in the registry"}
-
-
-@dataclass(frozen=True, slots=True)
-class ClientSettings:
-    """Process-wide defaults from the command line (`configure`), for every client a run creates."""
-
-    retry: RetryPolicy = RetryPolicy()
-    max_per_registry: int | None = None  # concurrent requests per registry (oc-mirror's --max-per-registry)
-    fast_http: bool = True  # --no-fast-http / EDGEBUILD_FAST_HTTP=0 turn the fast transport off
-
-
-_settings = ClientSettings()
-
-
-def configure(**changes: Any) -> ClientSettings:
-    """Set the defaults of clients created from now on; returns the previous settings."""
-    global _settings
-    previous, _settings = _settings, replace(_settings, **changes)
-    return previous
-
-
-def settings() -> ClientSettings:
-    return _settings
 
 
 def tls_context(registry: str, cert_dir: str | os.PathLike[str] | None) -> ssl.SSLContext:
