@@ -89,3 +89,17 @@ def test_a_4xx_status_answer_is_not_retried(standin: StandIn, blueprint: Path) -
     assert not isinstance(caught.value, (ComposerBusyError, ComposerDroppedError))
     assert "HTTP 404" in str(caught.value)
     assert not [s for s in slept if s > 0], "no back-off for an answer that will not change"
+
+
+def test_the_default_wait_gives_a_composer_75_to_150_seconds_to_come_back():
+    """What README promises: nine back-offs of 1, 2, 4, 8, 16, then 30 s at most, each jittered."""
+    from edgebuild.compose.transport import POLL_RETRY
+    slept: list[float] = []
+    waiter = Waiter(interval=0, timeout=None, sleep=slept.append, retry=POLL_RETRY)
+
+    def down() -> None:
+        raise ComposerDroppedError("osbuild-composer did not answer GET /status: connection refused")
+    with pytest.raises(ComposerDroppedError):
+        waiter.ask(down)
+    assert len(slept) == 9 and waiter.retries == 9
+    assert 75 <= sum(slept) <= 151

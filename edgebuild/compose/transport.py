@@ -236,9 +236,10 @@ def save_stream(response: httpx.Response, dest_dir: Path, name: str,
 
 
 # A compose runs for tens of minutes; a status poll that gets no answer, or a 5xx from a proxy in front
-# of composer, is asked again for about two minutes (1 + 2 + 4 + … capped at 30 s, jittered) before the
-# wait gives up. The compose keeps running in composer either way.
-POLL_RETRY = RetryPolicy(attempts=8, base_delay=1.0, max_delay=30.0)
+# of composer, is asked again nine times, 1, 2, 4, 8, 16 and then 30 s apart at most (each wait jittered
+# between half and all of that): 75-150 s before the wait gives up. The compose keeps running in
+# composer either way.
+POLL_RETRY = RetryPolicy(attempts=10, base_delay=1.0, max_delay=30.0)
 
 T = TypeVar("T")
 
