@@ -428,6 +428,8 @@ def verify(outdir: Path, *, root: Path | None = None, release_info: list[Path] |
     finally:
         if remove and not keep:
             shutil.rmtree(root.parent, ignore_errors=True)
+        elif remove:  # kept on purpose: no longer an orphan for the next run to remove
+            (root.parent / OWNER_FILE).unlink(missing_ok=True)
 
 
 def _verify_in(outdir: Path, blueprint: dict[str, Any], root: Path, host: Path, release_info: list[Path],
