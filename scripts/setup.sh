@@ -23,7 +23,7 @@ apt_install() {  # PACKAGE... : install with apt, quietly, once the lists are fr
 }
 
 apt_packages=(docker-registry skopeo umoci apache2-utils openssl curl busybox-static tinyproxy
-              podman buildah runc fuse-overlayfs slirp4netns uidmap catatonit iproute2 util-linux)
+              podman buildah runc fuse-overlayfs slirp4netns uidmap catatonit iproute2 util-linux systemd)
 missing=()
 for pkg in "${apt_packages[@]}"; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
