@@ -51,7 +51,10 @@ def root_fs(podman_env: PodmanEnv) -> Iterator[Path]:
     another one (the machine's /), so the root must not be on the / file system."""
     path = podman_env.work / "root-fs"
     path.mkdir()
-    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=512m", "edgebuild-test", str(path)], check=True)
+    result = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=512m", "edgebuild-test", str(path)],
+                            capture_output=True, text=True)
+    if result.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs for the device root: {result.stderr.strip()}")
     yield path
     subprocess.run(["umount", "-l", str(path)], capture_output=True)
 
