@@ -9,9 +9,10 @@ What the test stands in for, and what is real:
   directory, as on a freshly installed device;
 - services are enabled with `systemctl --root=... enable`, the command osbuild's org.osbuild.systemd
   stage runs for the blueprint's `[customizations.services] enabled`;
-- CRI-O is a TEST STAND-IN: a oneshot `crio.service` that, when systemd starts it, looks every device
-  reference up by containers/image's storage lookup (`skopeo inspect containers-storage:REF`, the code
-  CRI-O uses) and writes what it found. The device boots a target that wants it, as multi-user.target does.
+- CRI-O and MicroShift are TEST STAND-INS: a oneshot `crio.service` that, when systemd starts it, looks
+  every device reference up by containers/image's storage lookup (`skopeo inspect containers-storage:REF`,
+  the code CRI-O uses) and writes what it found, and a `microshift.service` that wants it and starts after
+  it, as the real one does. The device boots a target that wants MicroShift, as multi-user.target does.
 """
 
 from __future__ import annotations
@@ -19,13 +20,19 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+import tempfile
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
+from tests.bootc_standin import PodmanEnv
+from tests.conftest import require_tool
+
 TARGET = "edgebuild-test-device.target"
+DEVICE = "edgebuild-test-device"  # the container's name
 SAW = "/run/edgebuild-test/crio-saw.txt"
 REFERENCES = "/etc/edgebuild-test/references.txt"
 CRIO_STANDIN = """# TEST STAND-IN for CRI-O: at its start, looks each device reference up as CRI-O does.
@@ -48,10 +55,21 @@ while read -r ref; do
   fi
 done < {REFERENCES} > {SAW}
 """
-DEVICE_TARGET = """[Unit]
-Description=edgebuild test: the device's boot, up to the container runtime
+MICROSHIFT_STANDIN = """# TEST STAND-IN for MicroShift: starts after CRI-O, as the real unit does, and does nothing.
+[Unit]
+Description=TEST STAND-IN for MicroShift (edgebuild tests)
 Wants=crio.service
 After=crio.service
+
+[Service]
+Type=oneshot
+RemainAfterExit=yes
+ExecStart=/bin/true
+"""
+DEVICE_TARGET = """[Unit]
+Description=edgebuild test: the device's boot, up to MicroShift
+Wants=microshift.service
+After=microshift.service
 """
 # This machine's units that would touch its kernel or devices from the container's boot: masked.
 HOST_UNITS = ("systemd-binfmt.service", "proc-sys-fs-binfmt_misc.automount", "proc-sys-fs-binfmt_misc.mount",
@@ -114,6 +132,7 @@ class DeviceRoot:
         (etc / "edgebuild-test/references.txt").write_text("".join(f"{r}\n" for r in references))
         (etc / "edgebuild-test/crio-standin.sh").write_text(CRIO_SCRIPT)
         (etc / "systemd/system/crio.service").write_text(CRIO_STANDIN)
+        (etc / "systemd/system/microshift.service").write_text(MICROSHIFT_STANDIN)
         (etc / f"systemd/system/{TARGET}").write_text(DEVICE_TARGET)
         for unit in HOST_UNITS:
             (etc / "systemd/system" / unit).unlink(missing_ok=True)
@@ -177,6 +196,40 @@ def _sh(*cmd: str) -> None:
         raise AssertionError(f"{' '.join(cmd)}: {result.stdout}{result.stderr}")
 
 
-def systemd_binary() -> str | None:
-    return "/lib/systemd/systemd" if os.access("/lib/systemd/systemd", os.X_OK) and shutil.which("systemctl") \
-        else None
+@pytest.fixture
+def podman_env(monkeypatch: pytest.MonkeyPatch) -> Iterator[PodmanEnv]:
+    """podman as root with the settings that work here (tests/bootc_standin.py), systemd installed."""
+    for tool in ("skopeo", "podman", "runc", "kubectl", "unshare", "systemctl"):
+        require_tool(tool)
+    if not os.access("/lib/systemd/systemd", os.X_OK):
+        pytest.skip("systemd is not installed (scripts/setup.sh installs it)")
+    work = Path(tempfile.mkdtemp(prefix="ebboot-", dir="/tmp"))  # short: conmon's socket path limit
+    env = PodmanEnv(work).write()
+    for key, value in env.environ().items():
+        monkeypatch.setenv(key, value)
+    yield env
+    shutil.rmtree(work, ignore_errors=True)
+
+
+@pytest.fixture
+def root_fs(podman_env: PodmanEnv) -> Iterator[Path]:
+    """A file system of its own for the device's files: overlayfs refuses a lower layer that lies inside
+    another one (the machine's /), so they must not be on the / file system."""
+    path = podman_env.work / "root-fs"
+    path.mkdir()
+    result = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=512m", "edgebuild-test", str(path)],
+                            capture_output=True, text=True)
+    if result.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs for the device root: {result.stderr.strip()}")
+    yield path
+    subprocess.run(["umount", "-l", str(path)], capture_output=True)
+
+
+@pytest.fixture
+def booting(podman_env: PodmanEnv) -> Iterator[list[DeviceRoot]]:
+    """Device roots a test mounts (append them): their container is stopped and they are unmounted after."""
+    roots: list[DeviceRoot] = []
+    yield roots
+    stop(DEVICE)
+    for root in roots:
+        root.unmount()

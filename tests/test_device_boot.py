@@ -11,12 +11,9 @@ storage lookup when systemd starts it. Without the unit, the release reference i
 from __future__ import annotations
 
 import json
-import shutil
 import subprocess
 import sys
-import tempfile
 import tomllib
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -24,43 +21,15 @@ import pytest
 from edgebuild.cli import main
 from edgebuild.render.blueprint import ALIAS_UNIT
 from tests.bootc_standin import PodmanEnv
-from tests.conftest import REPO, require_tool
-from tests.device_boot import DeviceRoot, boot, stop, systemd_binary
+from tests.conftest import REPO
+from tests.device_boot import DEVICE, DeviceRoot, boot, booting, podman_env, root_fs  # noqa: F401 (fixtures)
 
 pytestmark = pytest.mark.slow
 ART_REPO = "openshift-release-dev/ocp-v4.0-art-dev"
 
 
 @pytest.fixture
-def podman_env(monkeypatch: pytest.MonkeyPatch) -> Iterator[PodmanEnv]:
-    for tool in ("skopeo", "podman", "runc", "kubectl", "unshare", "systemctl"):
-        require_tool(tool)
-    if systemd_binary() is None:
-        pytest.skip("systemd is not installed (scripts/setup.sh installs it)")
-    work = Path(tempfile.mkdtemp(prefix="ebboot-", dir="/tmp"))  # short: conmon's socket path limit
-    env = PodmanEnv(work).write()
-    for key, value in env.environ().items():
-        monkeypatch.setenv(key, value)
-    yield env
-    shutil.rmtree(work, ignore_errors=True)
-
-
-@pytest.fixture
-def root_fs(podman_env: PodmanEnv) -> Iterator[Path]:
-    """A file system of its own for the device root: overlayfs refuses a lower layer that lies inside
-    another one (the machine's /), so the root must not be on the / file system."""
-    path = podman_env.work / "root-fs"
-    path.mkdir()
-    result = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=512m", "edgebuild-test", str(path)],
-                            capture_output=True, text=True)
-    if result.returncode != 0:
-        pytest.skip(f"cannot mount a tmpfs for the device root: {result.stderr.strip()}")
-    yield path
-    subprocess.run(["umount", "-l", str(path)], capture_output=True)
-
-
-@pytest.fixture
-def laid_out(registry_factory, root_fs: Path, tmp_path: Path, capsys) -> dict:
+def laid_out(registry_factory, root_fs: Path, tmp_path: Path, capsys) -> dict:  # noqa: F811
     """The quickstart built with a release-info file naming the operator image under ART_REPO, and the
     device root `edgebuild verify --root` laid out for it (kept)."""
     up, mirror = registry_factory("upstream"), registry_factory("mirror")
@@ -95,14 +64,12 @@ def laid_out(registry_factory, root_fs: Path, tmp_path: Path, capsys) -> dict:
 
 
 @pytest.fixture
-def device(laid_out: dict, podman_env: PodmanEnv) -> Iterator[tuple[dict, DeviceRoot]]:
+def device(laid_out: dict, podman_env: PodmanEnv,  # noqa: F811
+           booting: list[DeviceRoot]) -> tuple[dict, DeviceRoot]:  # noqa: F811
     root = DeviceRoot(laid_out["root"], podman_env.work / "device")
+    booting.append(root)
     root.mount()
-    try:
-        yield laid_out, root
-    finally:
-        stop("edgebuild-test-device")
-        root.unmount()
+    return laid_out, root
 
 
 def test_every_reference_resolves_when_crio_starts_on_first_and_second_boot(device):
@@ -114,7 +81,7 @@ def test_every_reference_resolves_when_crio_starts_on_first_and_second_boot(devi
     assert (root.merged / f"etc/systemd/system/multi-user.target.wants/{ALIAS_UNIT}").is_symlink()
     root.read_only_usr()
 
-    dev = boot(root, "edgebuild-test-device")
+    dev = boot(root, DEVICE)
     assert dev.saw() == {ref: "found" for ref in laid_out["references"]}
     names = dev.unit(ALIAS_UNIT, "Result", "ActiveState", "ActiveEnterTimestampMonotonic")
     crio = dev.unit("crio.service", "ExecMainStartTimestampMonotonic", "Result")
@@ -126,7 +93,7 @@ def test_every_reference_resolves_when_crio_starts_on_first_and_second_boot(devi
 
     # Second boot: the names are there already; the unit runs again, succeeds, and adds nothing.
     subprocess.run(["podman", "stop", "-t", "5", dev.name], capture_output=True, check=True)
-    dev = boot(root, "edgebuild-test-device")
+    dev = boot(root, DEVICE)
     assert dev.saw() == {ref: "found" for ref in laid_out["references"]}
     assert dev.unit(ALIAS_UNIT, "Result")["Result"] == "success"
     assert (root.var_lib_containers / "storage/overlay-images/images.json").read_text().count('"id"') == \
@@ -139,7 +106,7 @@ def test_without_the_unit_the_second_reference_is_missing_when_crio_starts(devic
     laid_out, root = device
     root.install(laid_out["references"], enable=[])
     root.read_only_usr()
-    saw = boot(root, "edgebuild-test-device").saw()
+    saw = boot(root, DEVICE).saw()
     assert saw[laid_out["stored_ref"]] == "found"
     assert saw[laid_out["other_ref"]].startswith("missing ")
     assert [ref for ref, seen in saw.items() if seen != "found"] == [laid_out["other_ref"]]
