@@ -87,6 +87,7 @@ class ManifestCheck:
 class VerifyReport:
     root: Path
     storage_conf: Path
+    kept: bool = True  # False: `root` was a temporary directory, removed when verify finished
     images: list[ImageCheck] = field(default_factory=list)
     manifests: list[ManifestCheck] = field(default_factory=list)
     embedded: list[str] = field(default_factory=list)
@@ -99,6 +100,7 @@ class VerifyReport:
         return {
             "ok": self.ok,
             "root": str(self.root),
+            "rootKept": self.kept,
             "storageConf": str(self.storage_conf),
             "images": [{"reference": i.reference, "neededBy": i.needed_by, "status": i.status,
                         "detail": i.detail} for i in self.images],
@@ -106,7 +108,8 @@ class VerifyReport:
         }
 
     def format_text(self) -> str:
-        lines = [f"device root: {self.root}", f"embedded images: {len(self.embedded)}"]
+        where = str(self.root) if self.kept else "a temporary directory, removed (--root DIR keeps it)"
+        lines = [f"device root: {where}", f"embedded images: {len(self.embedded)}"]
         for m in self.manifests:
             detail = f": {m.detail}" if m.detail else ""
             lines.append(f"  {'ok     ' if m.ok else 'FAILED '} kustomize {m.path}{detail}")
@@ -424,7 +427,9 @@ def verify(outdir: Path, *, root: Path | None = None, release_info: list[Path] |
     say = _Progress(sys.stderr if progress == "stderr" else progress)  # type: ignore[arg-type]
     root, host, remove = _prepare_root(outdir, root)
     try:
-        return _verify_in(outdir, blueprint, root, host, list(release_info or []), authfile, arch, say)
+        report = _verify_in(outdir, blueprint, root, host, list(release_info or []), authfile, arch, say)
+        report.kept = keep or not remove
+        return report
     finally:
         if remove and not keep:
             shutil.rmtree(root.parent, ignore_errors=True)

@@ -115,8 +115,10 @@ def _verify_in(outdir: Path | None, image: str | None, release_info: list[Path],
     if image is not None:
         with mounted_image(image) as rootfs:
             plan_dir = outdir or rootfs / PLAN_DIR.lstrip("/")
-            return _check(rootfs, rootfs / DEVICE_STORE.lstrip("/") / IMAGE_LIST, plan_dir, scratch,
-                          release_info, image=image)
+            report = _check(rootfs, rootfs / DEVICE_STORE.lstrip("/") / IMAGE_LIST, plan_dir, scratch,
+                            release_info, image=image)
+            report.kept = False  # the image's file system, unmounted when the check ends
+            return report
     assert outdir is not None
     if not (outdir / "Containerfile").is_file():
         raise EdgebuildError(f"{outdir}: no Containerfile", hint="render it with --target bootc")

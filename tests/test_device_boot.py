@@ -52,6 +52,7 @@ def laid_out(registry_factory, root_fs: Path, tmp_path: Path, capsys) -> dict:  
     capsys.readouterr()
     assert main(["verify", str(out), "--root", str(root), "--format", "json", *common]) == 0
     report = json.loads(capsys.readouterr().out)
+    assert report["rootKept"] is True and Path(report["root"]) == root.resolve()
     blueprint = tomllib.loads((out / "blueprint.toml").read_text())
     embedded = [i["reference"] for i in report["images"] if i["status"] == "embedded"]
     operator_ref = f"{up.host}/edgebuild-example/edge-hello-operator@{digest}"

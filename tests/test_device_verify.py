@@ -151,3 +151,18 @@ def test_a_killed_verify_leaves_a_store_the_next_run_removes(pushed, tmp_path, c
     monkeypatch.setenv("EDGEBUILD_VERIFY_SCRATCH", str(chosen))
     assert main(["verify", str(out)]) == 0
     assert sorted(p.name for p in chosen.iterdir()) == sorted([foreign.name, alive.name])
+
+
+def test_the_report_says_whether_the_device_root_is_still_there(pushed, tmp_path, capsys):
+    """A temporary root is gone when verify prints: the report says so instead of naming a missing path."""
+    out = _outdir(tmp_path, [{"source": pushed["source"], "name": "quay.io/team/hello:v1"}])
+    assert main(["verify", str(out)]) == 0
+    assert "device root: a temporary directory, removed (--root DIR keeps it)" in capsys.readouterr().out
+    assert main(["verify", str(out), "--format", "json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["rootKept"] is False and not Path(report["root"]).exists()
+    kept = tmp_path / "kept-root"
+    assert main(["verify", str(out), "--root", str(kept), "--format", "json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["rootKept"] is True and Path(report["root"]) == kept.resolve()
+    assert (kept / "etc/containers/storage.conf").is_file()
