@@ -155,12 +155,15 @@ class DeviceRoot:
 def boot(root: DeviceRoot, name: str, timeout: float = 90) -> BootedDevice:
     """Start systemd as PID 1 of a container on `root` and wait until the boot is done."""
     subprocess.run(["podman", "rm", "-f", name], capture_output=True)
-    _sh("podman", "run", "-d", "--name", name, "--network", "none", "--systemd=always", "--cgroupns=private",
-        # CRI-O's storage mounts (CAP_SYS_ADMIN, and a profile that allows mount); /proc/sys and /sys stay
-        # read-only, so the boot cannot change this machine's kernel settings.
-        "--cap-add=SYS_ADMIN", "--security-opt=apparmor=unconfined",
-        "-v", f"{root.var_lib_containers}:/var/lib/containers", "--rootfs", str(root.merged),
-        "/lib/systemd/systemd", f"--unit={TARGET}")
+    started = subprocess.run(
+        ["podman", "run", "-d", "--name", name, "--network", "none", "--systemd=always", "--cgroupns=private",
+         # CRI-O's storage mounts (CAP_SYS_ADMIN, and a profile that allows mount); /proc/sys and /sys stay
+         # read-only, so the boot cannot change this machine's kernel settings.
+         "--cap-add=SYS_ADMIN", "--security-opt=apparmor=unconfined",
+         "-v", f"{root.var_lib_containers}:/var/lib/containers", "--rootfs", str(root.merged),
+         "/lib/systemd/systemd", f"--unit={TARGET}"], capture_output=True, text=True)
+    if started.returncode != 0:  # the harness, not edgebuild: podman cannot start systemd here
+        pytest.skip(f"podman cannot start systemd as PID 1 on this machine: {started.stderr.strip()[-400:]}")
     device = BootedDevice(name)
     wait_booted(device, timeout)
     return device
