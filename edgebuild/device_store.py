@@ -26,6 +26,7 @@ import os
 import shutil
 import subprocess
 import tempfile
+import zlib
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
@@ -205,42 +206,72 @@ def _write_empty_layout(layout: Path) -> None:
         "annotations": {"org.opencontainers.image.ref.name": "probe"}}]}))
 
 
+@dataclass(frozen=True, slots=True)
+class Copy:
+    """One `skopeo copy SOURCE containers-storage:[store]NAME`, the osbuild skopeo stage's command."""
+
+    store: DeviceStore
+    source: str  # a transport reference: docker://..., oci:..., dir:...
+    name: str
+    tls_verify: bool = True
+
+
 def store_images(store: DeviceStore, images: Iterable[tuple[str, str]], *, src_tls_verify: bool = True,
                  authfile: str | None = None, arch: str | None = None, workers: int = 4,
                  on_done: Callable[[str, str], None] | None = None) -> None:
-    """`skopeo copy SOURCE containers-storage:[...]NAME` for each (transport source, stored name).
+    """`skopeo copy SOURCE containers-storage:[...]NAME` for each (transport source, stored name)."""
+    store_copies([Copy(store, source, name, src_tls_verify) for source, name in images], authfile=authfile,
+                 arch=arch, workers=workers, on_done=on_done)
 
-    Exactly the osbuild skopeo stage's command, a few at a time. `on_done(source, name)` is called
-    after each copy (progress). Any failed copy raises, naming the source and the name.
-    """
+
+def store_copies(copies: Iterable[Copy], *, authfile: str | None = None, arch: str | None = None,
+                 workers: int = 4, on_done: Callable[[str, str], None] | None = None) -> None:
+    """Run `copies` a few at a time. `on_done(source, name)` is called after each one (progress); the
+    first failed copy cancels the queued ones and raises, naming the source and the name."""
     tool = skopeo()
 
-    def copy(item: tuple[str, str]) -> tuple[str, str]:
-        source, name = item
+    def copy(item: Copy) -> Copy:
         cmd = [tool, "copy", "--quiet", "--retry-times", "2"]
-        if not src_tls_verify:
+        if not item.tls_verify:
             cmd.append("--src-tls-verify=false")
         if authfile:
             cmd += ["--src-authfile", authfile]
         if arch:
             cmd += ["--override-arch", arch]
-        result = _run(cmd + [source, store.ref(name)], store.tmpdir)
+        result = _run(cmd + [item.source, item.store.ref(item.name)], item.store.tmpdir)
         if result.returncode != 0:
-            raise EdgebuildError(f"cannot store {source} as {name}: {result.stderr.strip()}",
+            raise EdgebuildError(f"cannot store {item.source} as {item.name}: {result.stderr.strip()}",
                                  hint="is the mirror running and does it hold the image?")
-        return source, name
+        return item
 
     with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
-        futures = [pool.submit(copy, item) for item in images]
+        futures = [pool.submit(copy, item) for item in copies]
         try:
             for future in as_completed(futures):
-                source, name = future.result()
+                done = future.result()
                 if on_done:
-                    on_done(source, name)
+                    on_done(done.source, done.name)
         except BaseException:
             for future in futures:
                 future.cancel()
             raise
+
+
+def shard_of(name: str, shards: int) -> int:
+    """Which of `shards` stores the image stored as `name` goes to: by name, so that two images claiming
+    one name meet in one store, where the later copy takes the name from the earlier as on the device."""
+    return zlib.crc32(name.encode()) % shards if shards > 1 else 0
+
+
+def ids_in_several(stores: Iterable[DeviceStore]) -> set[str]:
+    """Image IDs (config digests) found in more than one of `stores`. One store would hold one record for
+    such an image, with the names and manifest digests of both copies; separate stores hold two records,
+    and a digest reference could then resolve differently (`imageMatchesRepo` sees one record's names)."""
+    seen: dict[str, int] = {}
+    for store in stores:
+        for image_id in read_store(store.root, store.driver).names:
+            seen[image_id] = seen.get(image_id, 0) + 1
+    return {image_id for image_id, count in seen.items() if count > 1}
 
 
 def add_names(store: DeviceStore, names: Iterable[tuple[str, str]]) -> None:

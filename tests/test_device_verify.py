@@ -166,3 +166,72 @@ def test_the_report_says_whether_the_device_root_is_still_there(pushed, tmp_path
     report = json.loads(capsys.readouterr().out)
     assert report["rootKept"] is True and Path(report["root"]) == kept.resolve()
     assert (kept / "etc/containers/storage.conf").is_file()
+
+
+def _statuses(out: Path, root: Path | None = None) -> dict[str, str]:
+    from edgebuild.verify import verify
+    report = verify(out, root=root, progress=None)
+    return {i.reference: i.status for i in report.images}
+
+
+def test_a_throwaway_run_spread_over_stores_answers_as_one_store(registry, tmp_path):
+    """Without --root, verify spreads the embedded images over several stores (bench/RESULTS.md: faster);
+    a kept --root is one store, as on the device. Every answer must be the same either way: tags, digests,
+    a digest asked under another repository (CRI-O: missing), and a collapsed entry (missing)."""
+    require_tool("skopeo")
+    from edgebuild.device_store import shard_of
+    from edgebuild.verify import THROWAWAY_SHARDS
+    layout = OciLayout.create(tmp_path / "layout")
+    pushed = []
+    for n in range(8):
+        desc = layout.add_image([{f"etc/image-{n}": str(n).encode()}])
+        layout.tag(desc, f"v{n}")
+        source = f"{registry.host}/edge/image-{n}"
+        subprocess.run(["skopeo", "copy", "--quiet", "--dest-tls-verify=false", f"oci:{layout.root}:v{n}",
+                        f"docker://{source}:v{n}"], check=True)
+        pushed.append((f"{source}@{desc['digest']}", desc["digest"]))
+    containers = [{"source": src, "name": f"quay.io/team/image-{n}:v{n}"} for n, (src, _d) in enumerate(pushed[:4])]
+    containers += [{"source": src, "name": f"quay.io/team/image-{n}@{d}"} for n, (src, d) in enumerate(pushed[4:], 4)]
+    containers.append({"source": pushed[0][0], "name": "quay.io/team/collapsed:v0"})  # the last name wins
+    plan = [{"source": f"quay.io/elsewhere/image-5@{pushed[5][1]}", "type": "related", "digest": pushed[5][1]}]
+    out = _outdir(tmp_path, containers, plan)
+    names = [c["name"] for c in containers]
+    assert len({shard_of(name, THROWAWAY_SHARDS) for name in names}) == THROWAWAY_SHARDS  # really spread
+    spread, one = _statuses(out), _statuses(out, tmp_path / "root")
+    assert spread == one
+    assert one["quay.io/team/image-0:v0"] == "missing" and one["quay.io/team/collapsed:v0"] == "embedded"
+    assert one[f"quay.io/elsewhere/image-5@{pushed[5][1]}"] == "missing"
+    assert sum(status == "embedded" for status in one.values()) == 8
+
+
+def test_one_image_under_two_manifests_in_two_stores_is_stored_again_into_one(registry, tmp_path, capsys):
+    """Two manifests of one image (same config, so one image ID) in two stores would be two records; one
+    store merges them into one record with both names and digests, which changes what a digest reference
+    under the other repository resolves to. verify sees it and stores everything again into one store."""
+    require_tool("skopeo")
+    from edgebuild.device_store import shard_of
+    from edgebuild.verify import THROWAWAY_SHARDS
+    layout = OciLayout.create(tmp_path / "layout")
+    first = layout.add_image([{"etc/one": b"one image"}])
+    manifest = json.loads((layout.root / "blobs/sha256" / first["digest"].split(":", 1)[1]).read_text())
+    second = layout.add_json({**manifest, "annotations": {"edgebuild.test": "a second manifest"}},
+                             manifest["mediaType"])
+    layout.tag(first, "a")
+    layout.tag(second, "b")
+    names = {}
+    for ref, desc in (("a", first), ("b", second)):
+        source = f"{registry.host}/edge/{ref}"
+        subprocess.run(["skopeo", "copy", "--quiet", "--preserve-digests", "--dest-tls-verify=false",
+                        f"oci:{layout.root}:{ref}", f"docker://{source}:{ref}"], check=True)
+        names[ref] = (f"{source}@{desc['digest']}", desc["digest"])
+    repo_b = next(f"quay.io/team/b{n}" for n in range(64) if shard_of(f"quay.io/team/b{n}@{second['digest']}",
+                  THROWAWAY_SHARDS) != shard_of(f"quay.io/team/a@{first['digest']}", THROWAWAY_SHARDS))
+    containers = [{"source": names["a"][0], "name": f"quay.io/team/a@{first['digest']}"},
+                  {"source": names["b"][0], "name": f"{repo_b}@{second['digest']}"}]
+    across = f"quay.io/team/a@{second['digest']}"  # repository a, the digest of the other manifest
+    out = _outdir(tmp_path, containers, [{"source": across, "type": "related", "digest": second["digest"]}])
+    one = _statuses(out, tmp_path / "root")
+    assert one[across] == "embedded"  # one record: repository a is among its names, the digest among its digests
+    assert main(["verify", str(out)]) in (0, 1)
+    assert "storing again into one store" in capsys.readouterr().err
+    assert _statuses(out) == one
