@@ -8,7 +8,8 @@ It does locally what the real builder and the real runtime do, with no network o
    (`pkg/osbuild/containers_input.go`, `newContainersInputForSources`); then store each image once
    with the stage's own command, `skopeo copy SOURCE containers-storage:[overlay@ROOT/usr/share/
    containers/storage+RUNROOT]NAME` (vfs only where overlay cannot mount), and write the
-   storage.conf that adds that store as an additional image store;
+   storage.conf that adds that store as an additional image store (a throw-away run spreads the
+   images over two such stores, searched together: `THROWAWAY_SHARDS`);
 3. run the boot-time unit edgebuild renders for the other names of one image
    (`render.blueprint.ALIAS_UNIT`), against a scratch /var/lib/containers/storage;
 4. look every reference the device asks for up as CRI-O does: containers/image's storage lookup
